@@ -1,0 +1,57 @@
+//! tmdbsync mirrors The Movie Database (TMDb) movie catalog into Postgres and keeps it fresh.
+//!
+//! The same engine runs standalone (`tmdbsync run`) and as Kubernetes Job workers.
+
+/// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
+pub mod plan;
+/// The Sync Health report rendered for a terminal.
+pub mod report;
+/// The TMDb/OMDb simulator used by the demo, tests and benchmarks.
+pub mod sim;
+/// Catalog, bulk and delta stages.
+pub mod stage;
+/// Postgres schema access.
+pub mod store;
+/// Tracing setup.
+pub mod telemetry;
+/// TMDb client, wire models, export reader.
+pub mod tmdb;
+
+/// Process exit codes, shared by `tmdbsync run` and the Job workers (the Job's podFailurePolicy
+/// fails the Job at once on the fatal ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Done.
+    Success = 0,
+    /// Failed, worth retrying (network, database, TMDb outage).
+    Retryable = 1,
+    /// Bad command-line usage (clap's own code).
+    Usage = 2,
+    /// Fatal: TMDb or OMDb refused the credentials.
+    Credentials = 3,
+    /// Fatal: the configuration cannot work (bad database URL, empty catalog for bulk, bad range).
+    Config = 4,
+}
+
+impl From<&stage::StageError> for ExitCode {
+    fn from(e: &stage::StageError) -> Self {
+        match e {
+            stage::StageError::Credentials(_) => ExitCode::Credentials,
+            stage::StageError::Config(_) => ExitCode::Config,
+            stage::StageError::Store(store::StoreError::InvalidUrl(_)) => ExitCode::Config,
+            stage::StageError::Tmdb(_) | stage::StageError::Store(_) => ExitCode::Retryable,
+        }
+    }
+}
+
+/// A `reqwest` client builder with the process-wide TLS provider installed. kube (ring) and
+/// reqwest/sqlx would otherwise leave rustls unable to pick a provider.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+/// Installs rustls' ring provider as the process default (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

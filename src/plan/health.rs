@@ -1,0 +1,278 @@
+//! Sync Health: progress, rate, ETA and the last days, computed from counts gathered by the store.
+//! One function serves `tmdbsync status`, the web page and the TmdbSync status.
+
+use std::collections::BTreeMap;
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+
+/// What the store gathers for a health report.
+#[derive(Debug, Clone, Default)]
+pub struct HealthInputs {
+    /// Ids in the latest export that the sync imports (adult ones excluded unless included).
+    pub tmdb_total: i64,
+    /// Those ids stored and not deleted.
+    pub imported: i64,
+    /// Pages needed for the whole catalog.
+    pub total_pages: i32,
+    /// Highest page `p` with pages `1..=p` all done.
+    pub last_page_processed: i32,
+    /// The date of the latest export loaded.
+    pub export_date: Option<NaiveDate>,
+    /// The delta watermark.
+    pub delta_watermark: Option<NaiveDate>,
+    /// Per-day run totals, any order, any span (at least the last 7 days are used).
+    pub days: Vec<DayStats>,
+    /// Errors of the last 24 hours by category.
+    pub errors_24h: BTreeMap<String, i64>,
+    /// The newest runs, newest first.
+    pub recent_runs: Vec<RunSummary>,
+}
+
+/// Run totals for one day.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DayStats {
+    pub day: NaiveDate,
+    pub imported: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    pub errors: i64,
+    pub runs: i64,
+    pub failed_runs: i64,
+    pub running_runs: i64,
+}
+
+/// One run as the report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub name: Option<String>,
+    pub run_type: String,
+    pub status: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub pages_processed: i32,
+    pub movies_imported: i32,
+    pub movies_updated: i32,
+    pub movies_skipped: i32,
+    pub movies_deleted: i32,
+    pub errors: i32,
+    pub message: Option<String>,
+}
+
+/// How a day went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DayStatus {
+    /// Runs finished, none failed.
+    Ok,
+    /// At least one run failed.
+    Failed,
+    /// A run is still going.
+    Running,
+    /// No run that day.
+    Idle,
+}
+
+/// One row of the last-7-days table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayRow {
+    pub day: NaiveDate,
+    pub imported: i64,
+    pub skipped: i64,
+    pub errors: i64,
+    pub status: DayStatus,
+}
+
+/// The Sync Health report (the seed's panel).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncHealth {
+    pub tmdb_total: i64,
+    pub imported: i64,
+    pub remaining: i64,
+    pub percent_complete: f64,
+    pub total_pages: i32,
+    pub last_page_processed: i32,
+    /// Movies imported per day, averaged over the last 7 days that had runs.
+    pub daily_rate: f64,
+    /// Movies imported today.
+    pub today_rate: i64,
+    pub estimated_days_remaining: Option<f64>,
+    pub estimated_completion: Option<NaiveDate>,
+    pub export_date: Option<NaiveDate>,
+    pub delta_watermark: Option<NaiveDate>,
+    pub last_7_days: Vec<DayRow>,
+    pub errors_24h: BTreeMap<String, i64>,
+    pub runs: Vec<RunSummary>,
+}
+
+impl SyncHealth {
+    /// Computes the report for `today` (the date the caller considers current).
+    pub fn compute(inputs: &HealthInputs, today: NaiveDate) -> SyncHealth {
+        let remaining = (inputs.tmdb_total - inputs.imported).max(0);
+        let percent_complete = if inputs.tmdb_total > 0 {
+            let p = inputs.imported as f64 / inputs.tmdb_total as f64 * 100.0;
+            (p.min(100.0) * 100.0).round() / 100.0
+        } else {
+            0.0
+        };
+        let by_day: BTreeMap<NaiveDate, &DayStats> =
+            inputs.days.iter().map(|d| (d.day, d)).collect();
+        let week: Vec<NaiveDate> = (0..7).rev().map(|i| today - Days::new(i)).collect();
+        let last_7_days: Vec<DayRow> = week
+            .iter()
+            .map(|day| match by_day.get(day) {
+                Some(s) => DayRow {
+                    day: *day,
+                    imported: s.imported,
+                    skipped: s.skipped,
+                    errors: s.errors,
+                    status: if s.running_runs > 0 {
+                        DayStatus::Running
+                    } else if s.failed_runs > 0 {
+                        DayStatus::Failed
+                    } else if s.runs > 0 {
+                        DayStatus::Ok
+                    } else {
+                        DayStatus::Idle
+                    },
+                },
+                None => DayRow {
+                    day: *day,
+                    imported: 0,
+                    skipped: 0,
+                    errors: 0,
+                    status: DayStatus::Idle,
+                },
+            })
+            .collect();
+        let active: Vec<&DayRow> = last_7_days
+            .iter()
+            .filter(|d| d.status != DayStatus::Idle)
+            .collect();
+        let daily_rate = if active.is_empty() {
+            0.0
+        } else {
+            active.iter().map(|d| d.imported).sum::<i64>() as f64 / active.len() as f64
+        };
+        let today_rate = by_day.get(&today).map_or(0, |d| d.imported);
+        let estimated_days_remaining = if remaining == 0 {
+            Some(0.0)
+        } else if daily_rate > 0.0 {
+            Some(((remaining as f64 / daily_rate) * 10.0).ceil() / 10.0)
+        } else {
+            None
+        };
+        let estimated_completion =
+            estimated_days_remaining.map(|d| today + Days::new(d.ceil() as u64));
+        SyncHealth {
+            tmdb_total: inputs.tmdb_total,
+            imported: inputs.imported,
+            remaining,
+            percent_complete,
+            total_pages: inputs.total_pages,
+            last_page_processed: inputs.last_page_processed,
+            daily_rate: (daily_rate * 10.0).round() / 10.0,
+            today_rate,
+            estimated_days_remaining,
+            estimated_completion,
+            export_date: inputs.export_date,
+            delta_watermark: inputs.delta_watermark,
+            last_7_days,
+            errors_24h: inputs.errors_24h.clone(),
+            runs: inputs.recent_runs.clone(),
+        }
+    }
+
+    /// Whether every catalog page has been processed (the bulk phase is over).
+    pub fn bulk_complete(&self) -> bool {
+        self.total_pages > 0 && self.last_page_processed >= self.total_pages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn day(s: &str, imported: i64, runs: i64, failed: i64) -> DayStats {
+        DayStats {
+            day: d(s),
+            imported,
+            runs,
+            failed_runs: failed,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn progress_and_eta_from_the_seed_example() {
+        // 352,000 of 1,000,000 at 4,000 a day: 162 days, as the seed's panel says.
+        let inputs = HealthInputs {
+            tmdb_total: 1_000_000,
+            imported: 352_000,
+            days: (1..=7)
+                .map(|i| day(&format!("2026-03-0{i}"), 4_000, 1, 0))
+                .collect(),
+            ..Default::default()
+        };
+        let h = SyncHealth::compute(&inputs, d("2026-03-07"));
+        assert_eq!(h.remaining, 648_000);
+        assert_eq!(h.percent_complete, 35.2);
+        assert_eq!(h.daily_rate, 4_000.0);
+        assert_eq!(h.estimated_days_remaining, Some(162.0));
+        assert_eq!(h.estimated_completion, Some(d("2026-08-16")));
+        assert_eq!(h.today_rate, 4_000);
+    }
+
+    #[test]
+    fn idle_days_do_not_dilute_the_rate_and_statuses_are_per_day() {
+        let inputs = HealthInputs {
+            tmdb_total: 100,
+            imported: 40,
+            days: vec![
+                day("2026-03-05", 20, 1, 0),
+                day("2026-03-06", 0, 2, 1),
+                day("2026-03-07", 20, 1, 0),
+            ],
+            ..Default::default()
+        };
+        let h = SyncHealth::compute(&inputs, d("2026-03-07"));
+        assert_eq!(h.last_7_days.len(), 7);
+        assert_eq!(h.last_7_days[0].day, d("2026-03-01"));
+        assert_eq!(h.last_7_days[0].status, DayStatus::Idle);
+        assert_eq!(h.last_7_days[5].status, DayStatus::Failed);
+        assert_eq!(h.last_7_days[6].status, DayStatus::Ok);
+        assert!((h.daily_rate - 13.3).abs() < 1e-9);
+        assert_eq!(h.estimated_days_remaining, Some(4.5));
+    }
+
+    #[test]
+    fn no_rate_means_no_eta_and_empty_catalog_is_zero_percent() {
+        let h = SyncHealth::compute(&HealthInputs::default(), d("2026-03-07"));
+        assert_eq!(h.percent_complete, 0.0);
+        assert_eq!(h.estimated_days_remaining, Some(0.0));
+        let inputs = HealthInputs {
+            tmdb_total: 10,
+            ..Default::default()
+        };
+        let h = SyncHealth::compute(&inputs, d("2026-03-07"));
+        assert_eq!(h.estimated_days_remaining, None);
+        assert_eq!(h.estimated_completion, None);
+    }
+
+    #[test]
+    fn percent_is_capped_at_100() {
+        let inputs = HealthInputs {
+            tmdb_total: 10,
+            imported: 12,
+            ..Default::default()
+        };
+        let h = SyncHealth::compute(&inputs, d("2026-03-07"));
+        assert_eq!(h.percent_complete, 100.0);
+        assert_eq!(h.remaining, 0);
+    }
+}

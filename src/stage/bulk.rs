@@ -1,0 +1,224 @@
+//! The Bulk stage: walk catalog pages (20 ordinals each), fetch the movies not stored yet, store
+//! them and checkpoint each page once all its movies are in.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::fetch::{FetchEvent, FetchOutcome, fetch_movies};
+use super::writer::{Batch, Writer};
+use super::{Engine, RunLabel, StageError, StageReport};
+use crate::plan::RunType;
+use crate::plan::pages::{PageRange, next_bulk_range, total_pages};
+use crate::store::catalog;
+use crate::store::pages::{self, PageOutcome};
+use crate::store::runs::{ErrorRecord, RunCounters, RunId};
+
+/// Which pages a bulk run takes.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkOptions {
+    /// An explicit range (a manual SyncRun); otherwise the next `pages_per_run` open pages.
+    pub pages: Option<PageRange>,
+    pub pages_per_run: i32,
+    /// `(index, count)` when the run is sharded over several pods.
+    pub shard: Option<(u32, u32)>,
+}
+
+/// Movies per write transaction.
+const BATCH_MOVIES: usize = 100;
+/// Longest a fetched movie waits in memory before it is written.
+const BATCH_AGE: Duration = Duration::from_secs(2);
+
+/// Runs one bulk pass.
+pub async fn run(
+    engine: &Engine,
+    options: BulkOptions,
+    label: &RunLabel,
+) -> Result<StageReport, StageError> {
+    engine
+        .tmdb
+        .check_credentials()
+        .await
+        .map_err(StageError::from_tmdb)?;
+    let max_ordinal: i64 = sqlx::query_scalar("SELECT COALESCE(max(ordinal), 0) FROM catalog_ids")
+        .fetch_one(engine.store.pool())
+        .await
+        .map_err(|source| crate::store::StoreError::Query {
+            context: "reading the catalog size",
+            source,
+        })?;
+    let total = total_pages(max_ordinal);
+    if total == 0 {
+        return Err(StageError::Config(
+            "the catalog is empty: run the catalog stage first".into(),
+        ));
+    }
+    let range = match options.pages {
+        Some(r) => Some(r),
+        None => {
+            let first_open = pages::first_open_page(&engine.store, total).await?;
+            next_bulk_range(first_open, total, options.pages_per_run)
+        }
+    };
+    let pages_total = range.map_or(0, |r| r.len());
+    let run = engine.open_run(RunType::Bulk, label, pages_total).await?;
+    let outcome = match range {
+        None => Ok((
+            true,
+            format!("all {total} catalog pages are done; nothing to import"),
+        )),
+        Some(range) => import_range(engine, run, range, options.shard).await,
+    };
+    engine.close_run(RunType::Bulk, run, outcome).await
+}
+
+#[derive(Default)]
+struct PageState {
+    pending: usize,
+    imported: i32,
+    skipped: i32,
+    errors: i32,
+}
+
+async fn import_range(
+    engine: &Engine,
+    run: RunId,
+    range: PageRange,
+    shard: Option<(u32, u32)>,
+) -> Result<(bool, String), StageError> {
+    let (index, count) = shard.unwrap_or((0, 1));
+    let done = pages::done_pages(&engine.store, range.from, range.to).await?;
+    let todo: HashSet<i32> = range
+        .shard(index, count)
+        .filter(|p| !done.contains(p))
+        .collect();
+    let entries = catalog::page_entries(&engine.store, range.from, range.to).await?;
+    let candidates: Vec<i64> = entries
+        .iter()
+        .filter(|e| todo.contains(&e.page))
+        .map(|e| e.id)
+        .collect();
+    let stored = {
+        let mut conn = engine.store.pool().acquire().await.map_err(|source| {
+            crate::store::StoreError::Query {
+                context: "acquiring a connection",
+                source,
+            }
+        })?;
+        crate::store::movies::stored_ids(&mut conn, &candidates).await?
+    };
+
+    let mut state: BTreeMap<i32, PageState> =
+        todo.iter().map(|p| (*p, PageState::default())).collect();
+    let mut items = Vec::new();
+    for e in entries.iter().filter(|e| todo.contains(&e.page)) {
+        let page = state.get_mut(&e.page).expect("todo page");
+        if !e.listed || (e.adult && !engine.include_adult) || stored.contains(&e.id) {
+            page.skipped += 1;
+        } else {
+            page.pending += 1;
+            items.push((e.page, e.id));
+        }
+    }
+    tracing::info!(
+        from = range.from,
+        to = range.to,
+        pages = todo.len(),
+        fetch = items.len(),
+        "bulk: importing pages"
+    );
+    let mut bar = engine.progress.task("bulk", items.len() as u64, "movies");
+    let writer = Writer::spawn(engine.store.clone(), run);
+    let mut batch = Batch::default();
+    let mut batch_started = Instant::now();
+    let mut failed_pages = 0;
+
+    // Pages with nothing to fetch are complete already.
+    for (p, s) in state.iter().filter(|(_, s)| s.pending == 0) {
+        complete_page(&mut batch, *p, s, &mut failed_pages);
+    }
+    let mut rx = fetch_movies(engine.tmdb.clone(), items, engine.concurrency);
+    let mut fatal = None;
+    while let Some(event) = rx.recv().await {
+        let fetched = match event {
+            FetchEvent::Done(f) => f,
+            FetchEvent::Fatal(e) => {
+                fatal = Some(e);
+                break;
+            }
+        };
+        bar.inc(1);
+        let page = state.get_mut(&fetched.tag).expect("fetched page");
+        page.pending -= 1;
+        match fetched.outcome {
+            FetchOutcome::Fetched(movie) => {
+                if movie.details.adult == Some(true) && !engine.include_adult {
+                    page.skipped += 1;
+                } else {
+                    page.imported += 1;
+                    batch.movies.push(*movie);
+                }
+            }
+            FetchOutcome::NotFound => batch.deleted.push(fetched.id),
+            FetchOutcome::Failed { error, attempts } => {
+                page.errors += 1;
+                batch.counters.errors += 1;
+                batch.errors.push(ErrorRecord {
+                    category: error.category(),
+                    movie_id: Some(fetched.id),
+                    http_status: error.http_status(),
+                    message: error.to_string(),
+                    attempts,
+                });
+            }
+        }
+        if page.pending == 0 {
+            let page = state.remove(&fetched.tag).expect("page");
+            complete_page(&mut batch, fetched.tag, &page, &mut failed_pages);
+        }
+        if batch.movies.len() >= BATCH_MOVIES || batch_started.elapsed() >= BATCH_AGE {
+            if writer.send(std::mem::take(&mut batch)).await.is_err() {
+                break;
+            }
+            batch_started = Instant::now();
+        }
+    }
+    drop(rx);
+    let _ = writer.send(batch).await;
+    let written: RunCounters = writer.finish().await?;
+    bar.finish();
+    if let Some(e) = fatal {
+        return Err(StageError::Credentials(e));
+    }
+    let mut message = format!(
+        "pages {}-{}: {} imported, {} updated, {} skipped, {} deleted, {} errors",
+        range.from,
+        range.to,
+        written.movies_imported,
+        written.movies_updated,
+        written.movies_skipped,
+        written.movies_deleted,
+        written.errors
+    );
+    if failed_pages > 0 {
+        message.push_str(&format!(
+            "; {failed_pages} pages keep failed movies for the next run"
+        ));
+    }
+    Ok((true, message))
+}
+
+fn complete_page(batch: &mut Batch, page: i32, s: &PageState, failed_pages: &mut usize) {
+    let done = s.errors == 0;
+    if !done {
+        *failed_pages += 1;
+    }
+    batch.counters.pages_processed += 1;
+    batch.counters.movies_skipped += s.skipped;
+    batch.pages.push(PageOutcome {
+        page,
+        done,
+        imported: s.imported,
+        skipped: s.skipped,
+        errors: s.errors,
+    });
+}

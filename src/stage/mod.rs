@@ -1,0 +1,160 @@
+//! The work: catalog, bulk and delta stages, shared by `tmdbsync run` and the Job workers.
+
+pub mod bulk;
+pub mod catalog;
+pub mod delta;
+pub mod fetch;
+pub mod progress;
+pub mod writer;
+
+use crate::plan::RunType;
+use crate::store::runs::{self, RunCounters, RunId, RunStatus};
+use crate::store::{Store, StoreError};
+use crate::tmdb::{TmdbClient, TmdbError};
+
+pub use progress::Progress;
+
+/// Why a stage stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// TMDb refused the credentials: the run stops at once, nothing is retried.
+    #[error("{0}")]
+    Credentials(#[source] TmdbError),
+    /// A TMDb call the stage cannot do without failed (listing changes, downloading the export).
+    #[error("{0}")]
+    Tmdb(#[source] TmdbError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request makes no sense (bad range, missing catalog).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl StageError {
+    /// Sorts a TMDb error into fatal credentials or an ordinary failure.
+    pub fn from_tmdb(e: TmdbError) -> Self {
+        if e.is_fatal() {
+            StageError::Credentials(e)
+        } else {
+            StageError::Tmdb(e)
+        }
+    }
+}
+
+/// Everything a stage needs: the store, the TMDb client and the sync's settings.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Store,
+    pub tmdb: TmdbClient,
+    /// Base URL of the daily exports, e.g. `https://files.tmdb.org/p/exports`.
+    pub export_url: String,
+    /// Import adult titles too.
+    pub include_adult: bool,
+    /// Detail requests in flight at once.
+    pub concurrency: usize,
+    /// Progress bars on a terminal, log lines otherwise.
+    pub progress: Progress,
+}
+
+/// Names a run: standalone runs are anonymous; operator runs carry their SyncRun name.
+#[derive(Debug, Clone, Default)]
+pub struct RunLabel {
+    pub name: Option<String>,
+    pub trigger: Option<String>,
+}
+
+/// What a stage did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageReport {
+    pub run_type: String,
+    pub run_id: RunId,
+    pub counters: RunCounters,
+    pub succeeded: bool,
+    pub message: String,
+}
+
+impl Engine {
+    /// Opens a run row (failing anonymous leftovers of killed processes first).
+    async fn open_run(
+        &self,
+        run_type: RunType,
+        label: &RunLabel,
+        pages_total: i32,
+    ) -> Result<RunId, StageError> {
+        if label.name.is_none() {
+            let n = runs::fail_abandoned_runs(&self.store, run_type).await?;
+            if n > 0 {
+                tracing::warn!(run_type = %run_type, count = n, "marked interrupted runs as failed");
+            }
+        }
+        let trigger = label.trigger.as_deref().unwrap_or("manual");
+        Ok(runs::start_run(
+            &self.store,
+            run_type,
+            trigger,
+            label.name.as_deref(),
+            pages_total,
+        )
+        .await?)
+    }
+
+    /// Closes a run with the stage's outcome; errors are recorded before they are returned.
+    async fn close_run(
+        &self,
+        run_type: RunType,
+        run: RunId,
+        outcome: Result<(bool, String), StageError>,
+    ) -> Result<StageReport, StageError> {
+        let (status, message) = match &outcome {
+            Ok((true, m)) => (RunStatus::Completed, m.clone()),
+            Ok((false, m)) => (RunStatus::Failed, m.clone()),
+            Err(e) => (RunStatus::Failed, e.to_string()),
+        };
+        if let Err(StageError::Credentials(e)) = &outcome {
+            let mut tx = self.store.begin().await?;
+            let record = crate::store::runs::ErrorRecord {
+                category: e.category(),
+                movie_id: None,
+                http_status: e.http_status(),
+                message: e.to_string(),
+                attempts: 1,
+            };
+            runs::record_errors(&mut tx, run, &[record]).await?;
+            runs::add_counts(
+                &mut tx,
+                run,
+                &RunCounters {
+                    errors: 1,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(|source| StoreError::Query {
+                context: "recording the auth failure",
+                source,
+            })?;
+        }
+        runs::finish_run(&self.store, run, status, Some(&message)).await?;
+        let row = runs::get_run(&self.store, run).await?;
+        tracing::info!(run_type = %run_type, run_id = run, status = %row.status,
+            imported = row.movies_imported, updated = row.movies_updated,
+            skipped = row.movies_skipped, deleted = row.movies_deleted,
+            errors = row.errors_count, "{message}");
+        outcome?;
+        Ok(StageReport {
+            run_type: run_type.as_str().to_string(),
+            run_id: run,
+            counters: RunCounters {
+                pages_processed: row.pages_processed,
+                movies_imported: row.movies_imported,
+                movies_updated: row.movies_updated,
+                movies_skipped: row.movies_skipped,
+                movies_deleted: row.movies_deleted,
+                errors: row.errors_count,
+            },
+            succeeded: status == RunStatus::Completed,
+            message,
+        })
+    }
+}

@@ -1,0 +1,22 @@
+//! Logs: human-readable on a terminal, JSON lines otherwise (Job pods, the controller).
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Sets up tracing to stderr. `RUST_LOG` overrides the default `info` level.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("TMDBSYNC_LOG_FORMAT")
+        .map(|v| v == "json")
+        .unwrap_or(!std::io::stderr().is_terminal());
+    if json {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder.compact().try_init();
+    }
+}

@@ -1,0 +1,388 @@
+//! The TMDb HTTP client: one `reqwest` connection pool with a cap on open connections, a `governor`
+//! rate limit, and the retry policy of the design (Retry-After on 429, exponential backoff with
+//! jitter on 5xx/timeouts/resets, 401 fatal, 404 = not found).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::models::{ApiErrorBody, ChangesPage, DiscoverPage, MovieDetails};
+use super::{ApiKey, ServerClock, TmdbError};
+
+/// The appends one details request asks for: everything the store needs in one call.
+pub const DETAIL_APPENDS: &str = "credits,external_ids,release_dates,keywords";
+
+/// How the client talks to TMDb.
+#[derive(Debug, Clone)]
+pub struct TmdbConfig {
+    /// API root, e.g. `https://api.themoviedb.org/3`.
+    pub base_url: String,
+    /// A v3 key (sent as `api_key`) or a v4 read token (sent as a Bearer header).
+    pub api_key: ApiKey,
+    /// Requests per second this client may make.
+    pub requests_per_second: u32,
+    /// Most connections open at once (TMDb allows about 20 per IP).
+    pub max_connections: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Tries for a retryable failure (5xx, timeout, reset, malformed body) before giving up.
+    pub max_attempts: u32,
+    /// Tries for a 429 before giving up; each waits as TMDb asks.
+    pub max_rate_limited_attempts: u32,
+    /// First backoff delay; doubled each retry, with ±50 % jitter.
+    pub backoff_base: Duration,
+    /// `language` parameter for details, when set.
+    pub language: Option<String>,
+}
+
+impl TmdbConfig {
+    /// Defaults from the design: 40 rps, 20 connections, 3 tries.
+    pub fn new(base_url: impl Into<String>, api_key: ApiKey) -> Self {
+        TmdbConfig {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            api_key,
+            requests_per_second: 40,
+            max_connections: 20,
+            timeout: Duration::from_secs(20),
+            max_attempts: 3,
+            max_rate_limited_attempts: 12,
+            backoff_base: Duration::from_millis(250),
+            language: None,
+        }
+    }
+}
+
+/// Counters of responses by class, for run summaries and metrics.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub ok: AtomicU64,
+    pub not_found: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub client_error: AtomicU64,
+    pub server_error: AtomicU64,
+    pub network_error: AtomicU64,
+    pub malformed: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl RequestStats {
+    /// Total requests sent.
+    pub fn total(&self) -> u64 {
+        [
+            &self.ok,
+            &self.not_found,
+            &self.rate_limited,
+            &self.client_error,
+            &self.server_error,
+            &self.network_error,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+}
+
+/// A movie as fetched: typed fields plus the whole payload.
+#[derive(Debug, Clone)]
+pub struct FetchedMovie {
+    pub details: MovieDetails,
+    pub raw: Value,
+}
+
+/// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget and the pool.
+#[derive(Clone)]
+pub struct TmdbClient {
+    http: reqwest::Client,
+    config: Arc<TmdbConfig>,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    connections: Arc<Semaphore>,
+    clock: Arc<ServerClock>,
+    stats: Arc<RequestStats>,
+}
+
+enum Attempt<T> {
+    Done(T),
+    Retry(TmdbError, Option<Duration>),
+    RateLimited(Option<Duration>),
+}
+
+impl TmdbClient {
+    /// Builds the client; fails only if the TLS backend cannot initialise.
+    pub fn new(config: TmdbConfig) -> Result<Self, TmdbError> {
+        let http = crate::http_client_builder()
+            .pool_max_idle_per_host(config.max_connections)
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| TmdbError::Network(e.without_url().to_string()))?;
+        let rps = NonZeroU32::new(config.requests_per_second.max(1)).expect("non-zero");
+        // A small burst keeps any one wall-clock second under budget + burst.
+        let burst = NonZeroU32::new((config.requests_per_second / 8).max(1)).expect("non-zero");
+        let limiter = RateLimiter::direct(Quota::per_second(rps).allow_burst(burst));
+        Ok(TmdbClient {
+            http,
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            config: Arc::new(config),
+            limiter: Arc::new(limiter),
+            clock: Arc::new(ServerClock::default()),
+            stats: Arc::new(RequestStats::default()),
+        })
+    }
+
+    /// The clock fed by TMDb's `Date` headers.
+    pub fn clock(&self) -> &ServerClock {
+        &self.clock
+    }
+
+    /// Response counters.
+    pub fn stats(&self) -> &RequestStats {
+        &self.stats
+    }
+
+    /// The underlying HTTP client (shared connection pool), for the export download.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The configured number of tries for a retryable failure.
+    pub fn max_attempts(&self) -> u32 {
+        self.config.max_attempts
+    }
+
+    /// `GET /configuration`: a cheap call that checks the key and learns the server's date.
+    pub async fn check_credentials(&self) -> Result<(), TmdbError> {
+        self.get_json::<Value>("/configuration", &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /movie/{id}` with every append the store needs.
+    pub async fn movie(&self, id: i64) -> Result<FetchedMovie, TmdbError> {
+        let mut query = vec![("append_to_response", DETAIL_APPENDS.to_string())];
+        if let Some(lang) = &self.config.language {
+            query.push(("language", lang.clone()));
+        }
+        let raw: Value = self.get_json(&format!("/movie/{id}"), &query).await?;
+        let details: MovieDetails = serde_json::from_value(raw.clone())
+            .map_err(|e| TmdbError::Malformed(format!("movie {id}: {e}")))?;
+        if details.id != id {
+            return Err(TmdbError::Malformed(format!(
+                "asked for movie {id}, got {}",
+                details.id
+            )));
+        }
+        Ok(FetchedMovie { details, raw })
+    }
+
+    /// One page of `GET /movie/changes` for `[start, end]` (at most 14 days apart).
+    pub async fn changes(
+        &self,
+        start: NaiveDate,
+        end: NaiveDate,
+        page: u32,
+    ) -> Result<ChangesPage, TmdbError> {
+        let query = [
+            ("start_date", start.format("%Y-%m-%d").to_string()),
+            ("end_date", end.format("%Y-%m-%d").to_string()),
+            ("page", page.to_string()),
+        ];
+        self.get_json("/movie/changes", &query).await
+    }
+
+    /// One page of `GET /discover/movie` with the given filters.
+    pub async fn discover(&self, query: &[(&str, String)]) -> Result<DiscoverPage, TmdbError> {
+        self.get_json("/discover/movie", query).await
+    }
+
+    /// A GET with the full retry policy, decoded as `T`.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, TmdbError> {
+        let mut failures = 0u32;
+        let mut rate_limited = 0u32;
+        loop {
+            let wait = match self.attempt(path, query).await {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(err, wait) => {
+                    failures += 1;
+                    if failures >= self.config.max_attempts {
+                        return Err(err);
+                    }
+                    tracing::debug!(path, attempt = failures, error = %err, "retrying TMDb request");
+                    wait.unwrap_or_else(|| self.backoff(failures))
+                }
+                Attempt::RateLimited(retry_after) => {
+                    rate_limited += 1;
+                    if rate_limited >= self.config.max_rate_limited_attempts {
+                        return Err(TmdbError::RateLimited {
+                            attempts: rate_limited,
+                        });
+                    }
+                    retry_after.unwrap_or_else(|| self.backoff(rate_limited))
+                }
+            };
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Attempt<Result<T, TmdbError>> {
+        self.limiter.until_ready().await;
+        let _permit = self.connections.acquire().await.expect("semaphore open");
+        let mut request = self
+            .http
+            .get(format!("{}{}", self.config.base_url, path))
+            .query(query);
+        let key = self.config.api_key.expose();
+        request = if key.starts_with("eyJ") {
+            request.bearer_auth(key)
+        } else {
+            request.query(&[("api_key", key)])
+        };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return self.network_failure(e),
+        };
+        if let Some(date) = response.headers().get(reqwest::header::DATE)
+            && let Ok(date) = date.to_str()
+        {
+            self.clock.observe_header(date);
+        }
+        let status = response.status();
+        let retry_after = retry_after(&response);
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return self.network_failure(e),
+        };
+        let counter = |c: &AtomicU64| {
+            c.fetch_add(1, Ordering::Relaxed);
+        };
+        if status.is_success() {
+            return match serde_json::from_slice::<T>(&body) {
+                Ok(v) => {
+                    counter(&self.stats.ok);
+                    Attempt::Done(Ok(v))
+                }
+                Err(e) => {
+                    counter(&self.stats.malformed);
+                    Attempt::Retry(TmdbError::Malformed(format!("{path}: {e}")), None)
+                }
+            };
+        }
+        let error: Option<ApiErrorBody> = serde_json::from_slice(&body).ok();
+        let code = error.as_ref().and_then(|e| e.status_code);
+        let message = error
+            .and_then(|e| e.status_message)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                counter(&self.stats.client_error);
+                Attempt::Done(Err(TmdbError::Unauthorized {
+                    status_code: code.unwrap_or(7),
+                }))
+            }
+            StatusCode::NOT_FOUND => {
+                counter(&self.stats.not_found);
+                Attempt::Done(Err(TmdbError::NotFound {
+                    status_code: code.unwrap_or(34),
+                }))
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                counter(&self.stats.rate_limited);
+                Attempt::RateLimited(retry_after)
+            }
+            s if s.is_server_error() => {
+                counter(&self.stats.server_error);
+                let err = TmdbError::Api {
+                    status: s.as_u16(),
+                    code,
+                    message,
+                };
+                Attempt::Retry(err, None)
+            }
+            s => {
+                counter(&self.stats.client_error);
+                Attempt::Done(Err(TmdbError::Api {
+                    status: s.as_u16(),
+                    code,
+                    message,
+                }))
+            }
+        }
+    }
+
+    fn network_failure<T>(&self, e: reqwest::Error) -> Attempt<Result<T, TmdbError>> {
+        self.stats.network_error.fetch_add(1, Ordering::Relaxed);
+        // Never let the URL (it may carry api_key) into an error message.
+        let err = if e.is_timeout() {
+            TmdbError::Timeout
+        } else {
+            TmdbError::Network(error_chain(&e.without_url()))
+        };
+        Attempt::Retry(err, None)
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        backoff_delay(self.config.backoff_base, failures, fastrand::f64())
+    }
+}
+
+/// Exponential backoff: `base * 2^(n-1)`, scaled by a jitter factor in [0.5, 1.5), capped at 30 s.
+pub fn backoff_delay(base: Duration, failures: u32, unit_random: f64) -> Duration {
+    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    exp.mul_f64(0.5 + unit_random).min(Duration::from_secs(30))
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    let secs: f64 = value.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(120.0)))
+}
+
+/// The error and its sources in one line (reqwest's top-level message alone says little).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_jitters_within_half_to_one_and_a_half() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff_delay(base, 1, 0.5), Duration::from_millis(100));
+        assert_eq!(backoff_delay(base, 2, 0.5), Duration::from_millis(200));
+        assert_eq!(backoff_delay(base, 3, 0.5), Duration::from_millis(400));
+        assert_eq!(backoff_delay(base, 3, 0.0), Duration::from_millis(200));
+        assert!(backoff_delay(base, 3, 0.999) < Duration::from_millis(600));
+        assert_eq!(backoff_delay(base, 40, 0.9), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn api_key_debug_is_redacted() {
+        let key = ApiKey::new("super-secret-value\n");
+        assert_eq!(key.expose(), "super-secret-value");
+        assert!(!format!("{key:?}").contains("secret-value"));
+    }
+}

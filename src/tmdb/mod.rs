@@ -1,0 +1,127 @@
+//! TMDb: the rate-limited, retrying HTTP client, its wire models and the daily ID export reader.
+
+pub mod client;
+pub mod clock;
+pub mod export;
+pub mod models;
+
+pub use client::{TmdbClient, TmdbConfig};
+pub use clock::ServerClock;
+
+use std::fmt;
+
+/// Why a TMDb call failed, after the client's retries.
+#[derive(Debug, thiserror::Error)]
+pub enum TmdbError {
+    /// HTTP 401 (status_code 7): the key is wrong or revoked. Fatal for the run.
+    #[error("TMDb rejected the API key (HTTP 401, status_code {status_code}): check the API key")]
+    Unauthorized { status_code: i32 },
+    /// HTTP 404 (status_code 34, or 6 for an invalid id): the resource does not exist.
+    #[error("not found on TMDb (HTTP 404, status_code {status_code})")]
+    NotFound { status_code: i32 },
+    /// HTTP 429 kept coming after backing off as TMDb asked.
+    #[error("rate limited by TMDb after {attempts} attempts")]
+    RateLimited { attempts: u32 },
+    /// Any other HTTP error status (5xx after retries, or a 4xx such as 422).
+    #[error("TMDb answered HTTP {status} (status_code {code:?}): {message}")]
+    Api {
+        status: u16,
+        code: Option<i32>,
+        message: String,
+    },
+    /// A 200 whose body is not the JSON we expect.
+    #[error("malformed TMDb response: {0}")]
+    Malformed(String),
+    /// Connection refused or reset, DNS, TLS: the request did not complete.
+    #[error("network error talking to TMDb: {0}")]
+    Network(String),
+    /// No response within the request timeout.
+    #[error("TMDb request timed out")]
+    Timeout,
+}
+
+/// The `sync_errors.category` an error is recorded under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    RateLimit,
+    Api,
+    Data,
+    Network,
+    Auth,
+}
+
+impl ErrorCategory {
+    /// The database and metric label of this category.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::RateLimit => "rate_limit",
+            ErrorCategory::Api => "api",
+            ErrorCategory::Data => "data",
+            ErrorCategory::Network => "network",
+            ErrorCategory::Auth => "auth",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TmdbError {
+    /// The category this error is counted under.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            TmdbError::Unauthorized { .. } => ErrorCategory::Auth,
+            TmdbError::NotFound { .. } | TmdbError::Api { .. } => ErrorCategory::Api,
+            TmdbError::RateLimited { .. } => ErrorCategory::RateLimit,
+            TmdbError::Malformed(_) => ErrorCategory::Data,
+            TmdbError::Network(_) | TmdbError::Timeout => ErrorCategory::Network,
+        }
+    }
+
+    /// The HTTP status behind this error, when there was a response.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            TmdbError::Unauthorized { .. } => Some(401),
+            TmdbError::NotFound { .. } => Some(404),
+            TmdbError::RateLimited { .. } => Some(429),
+            TmdbError::Api { status, .. } => Some(*status),
+            TmdbError::Malformed(_) => Some(200),
+            TmdbError::Network(_) | TmdbError::Timeout => None,
+        }
+    }
+
+    /// Whether the whole run must stop (bad credentials), rather than skip one movie.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, TmdbError::Unauthorized { .. })
+    }
+}
+
+/// An API key that never prints itself (Debug and Display are redacted).
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key; surrounding whitespace (a trailing newline from a file or secret) is trimmed.
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into().trim().to_string())
+    }
+
+    /// The key itself, for building a request; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the key is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
