@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every test (unit, Postgres + simulator integration,
-# contract tests against ../shared/fixtures/tmdb). Needs scripts/install-deps.sh to have run.
+# contract tests against ../shared/fixtures/tmdb). Installs missing system packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tmdbsync/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+bash scripts/install-deps.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -98,13 +98,13 @@ struct RunArgs {
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i32).range(1..))]
     pages: i32,
     /// Requests per second to TMDb.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rps: u32,
     /// Detail requests in flight at once.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
     concurrency: u32,
     /// Most open connections to TMDb.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
     max_connections: u32,
     /// Import adult titles too.
     #[arg(long)]

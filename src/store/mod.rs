@@ -75,6 +75,11 @@ pub struct Store {
 impl Store {
     /// Connects (and fails fast, within `connect_timeout`, when the database is unreachable).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::InvalidUrl(
+                "it must start with postgres:// or postgresql://".into(),
+            ));
+        }
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::InvalidUrl(match e {
                 sqlx::Error::Configuration(c) => c.to_string(),
