@@ -2,6 +2,8 @@
 //!
 //! The same engine runs standalone (`tmdbsync run`) and as Kubernetes Job workers.
 
+/// The custom resources TmdbSync and SyncRun.
+pub mod api;
 /// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
 pub mod plan;
 /// The Sync Health report rendered for a terminal.
@@ -14,6 +16,8 @@ pub mod stage;
 pub mod store;
 /// Tracing setup.
 pub mod telemetry;
+/// Test infrastructure: the local node agent that runs pods as processes.
+pub mod testenv;
 /// TMDb client, wire models, export reader.
 pub mod tmdb;
 

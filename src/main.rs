@@ -37,6 +37,8 @@ enum Command {
     Run(RunArgs),
     /// Print the Sync Health report.
     Status(StatusArgs),
+    /// Print the CustomResourceDefinitions (YAML) generated from the Rust types.
+    Crd,
 }
 
 #[derive(Args)]
@@ -146,6 +148,10 @@ fn main() -> ProcessExit {
             Command::Migrate(a) => migrate(a).await,
             Command::Run(a) => run(a).await,
             Command::Status(a) => status(a).await,
+            Command::Crd => {
+                print!("{}", tmdbsync::api::crds_yaml());
+                Ok(ExitCode::Success)
+            }
         }
     });
     match code {

@@ -14,7 +14,10 @@ pg_start() {
   local dir="$1" bin
   bin=$(pg_bin)
   mkdir -p "$dir"
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres:postgres "$dir"
+    chmod o+x "$(dirname "$dir")"   # mktemp -d makes 0700 parents the postgres user cannot enter
+  fi
   pg_as "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
   pg_as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \

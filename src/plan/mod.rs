@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod pages;
+pub mod schedule;
 pub mod windows;
 
 use std::fmt;
