@@ -30,6 +30,7 @@ SIM=$(grep -o 'http://[0-9.:]*' "$WORK/sim.out" | head -n 1)
 [ -n "$SIM" ] || { echo "simulator did not start" >&2; cat "$WORK/sim.log" >&2; exit 1; }
 echo "   simulator at $SIM"
 
+export TMDBSYNC_LOG_FORMAT="${TMDBSYNC_LOG_FORMAT:-text}"
 export DATABASE_URL="$PG_URL" TMDB_API_KEY="demo-key" TMDB_URL="$SIM/3" TMDB_EXPORT_URL="$SIM/p/exports"
 echo "== tmdbsync run (catalog, bulk, delta)"
 "$BIN" run --stages catalog,bulk,delta --pages 1000 --rps 200

@@ -7,6 +7,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tmdbsync/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 bash scripts/install-deps.sh
+echo "== control plane binaries (built once from the Kubernetes Go modules, cached outside the clone)"
+bash scripts/build-control-plane.sh >/dev/null
+# End-to-end tests bring up the control plane and the node agent on demand; stop them at the end.
+trap 'bash scripts/testenv.sh down >/dev/null 2>&1 || true' EXIT
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -7,6 +7,11 @@
 #   scripts/testenv.sh env      print `export KUBECONFIG=...` / `export PATH=...` lines to eval
 #   scripts/testenv.sh status   say what runs
 #
+# `up` and `down` hold an exclusive flock on $STATE.lock (beside the state dir, which `down` removes),
+# so concurrent callers (several test binaries) serialize: one starts the control plane, the others
+# then find it healthy. `down` also stops a shared node agent that tests/support/cluster.rs started
+# ($STATE/node-agent.pid) before the control plane.
+#
 # Binaries: kube-apiserver/kube-controller-manager/kubectl/helm from scripts/build-control-plane.sh,
 # etcd from the etcd-bin-vendored crate (crates.io); all cached under ${TMDBSYNC_CACHE:-~/.cache/tmdbsync}.
 # State (certs, pids, logs, kubeconfig, etcd data): ${TMDBSYNC_TESTENV_DIR:-/tmp/tmdbsync-testenv}.
@@ -24,6 +29,8 @@ ETCD_DIR="$CACHE/control-plane/etcd-v$ETCD_VERSION"
 ETCD_BIN="$ETCD_DIR/bin"
 KUBECONFIG_PATH="$STATE/kubeconfig"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+LOCK_FILE="$STATE.lock"
+AGENT_PID_FILE="$STATE/node-agent.pid"
 
 log() { echo "[testenv] $*" >&2; }
 die() { echo "[testenv] ERROR: $*" >&2; exit 1; }
@@ -166,7 +173,8 @@ start_bg() {
   local name="$1"; shift
   mkdir -p "$STATE/logs"
   # setsid: the component outlives this script and ignores the caller's terminal signals.
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 < /dev/null &
+  # 9>&-: it must not inherit (and so keep holding) the up/down lock.
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$STATE/$name.pid"
 }
 
@@ -253,8 +261,38 @@ EOF
   log "up in $((SECONDS - t0))s: eval \"\$($0 env)\""
 }
 
+# Takes the exclusive lock for up/down (held until this script exits; nested calls are fine).
+take_lock() {
+  command -v flock >/dev/null 2>&1 || { log "flock missing: not serializing concurrent callers"; return; }
+  mkdir -p "$(dirname "$LOCK_FILE")"
+  exec 9>>"$LOCK_FILE"
+  flock 9
+}
+
+# The pid in $AGENT_PID_FILE when that process is alive and is a tmdbsync-node-agent.
+agent_pid() {
+  local pid
+  [ -f "$AGENT_PID_FILE" ] || return 1
+  pid=$(cat "$AGENT_PID_FILE" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q tmdbsync-node-agent || return 1
+  echo "$pid"
+}
+
+# Stops the shared node agent (SIGTERM: it kills its pods' processes, 2 s grace; SIGKILL after 6 s).
+stop_agent() {
+  local pid
+  pid=$(agent_pid) || { rm -f "$AGENT_PID_FILE"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$AGENT_PID_FILE"
+  log "stopped node agent (pid $pid)"
+}
+
 cmd_down() {
   local c pid
+  stop_agent
   for ((i=${#COMPONENTS[@]}-1; i>=0; i--)); do
     c="${COMPONENTS[$i]}"
     [ -f "$STATE/$c.pid" ] || continue
@@ -275,10 +313,11 @@ cmd_env() {
 }
 
 cmd_status() {
-  local any=0 c
+  local any=0 c pid
   for c in "${COMPONENTS[@]}"; do
     if pid_alive "$c"; then echo "$c: running (pid $(cat "$STATE/$c.pid"))"; any=1; else echo "$c: not running"; fi
   done
+  if pid=$(agent_pid); then echo "node-agent: running (pid $pid)"; else echo "node-agent: not running"; fi
   if healthy; then
     # shellcheck disable=SC1091
     . "$STATE/ports.env"
@@ -291,8 +330,8 @@ cmd_status() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) take_lock; cmd_up ;;
+  down) take_lock; cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
   *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;

@@ -4,6 +4,8 @@
 
 /// The custom resources TmdbSync and SyncRun.
 pub mod api;
+/// The operator's reconcilers, Job builder and context.
+pub mod controller;
 /// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
 pub mod plan;
 /// The Sync Health report rendered for a terminal.

@@ -39,6 +39,10 @@ enum Command {
     Status(StatusArgs),
     /// Print the CustomResourceDefinitions (YAML) generated from the Rust types.
     Crd,
+    /// Run one stage of a SyncRun inside a Job pod (configured by the Job's environment).
+    Worker(WorkerArgs),
+    /// Run the operator (TmdbSync and SyncRun reconcilers).
+    Controller(ControllerArgs),
 }
 
 #[derive(Args)]
@@ -77,7 +81,7 @@ struct SimulateArgs {
 }
 
 #[derive(Args)]
-struct RunArgs {
+struct EngineArgs {
     #[command(flatten)]
     db: DbArgs,
     /// TMDb API key (v3 key or v4 read token).
@@ -93,33 +97,106 @@ struct RunArgs {
         default_value = "https://files.tmdb.org/p/exports"
     )]
     export_url: String,
+    /// Requests per second to TMDb.
+    #[arg(long, env = "TMDBSYNC_RPS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rps: u32,
+    /// Detail requests in flight at once.
+    #[arg(long, env = "TMDBSYNC_CONCURRENCY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
+    concurrency: u32,
+    /// Most open connections to TMDb.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
+    max_connections: u32,
+    /// Import adult titles too.
+    #[arg(long, env = "TMDBSYNC_INCLUDE_ADULT")]
+    include_adult: bool,
+    /// `language` for movie details.
+    #[arg(long, env = "TMDBSYNC_LANGUAGE")]
+    language: Option<String>,
+    /// Days the first delta run looks back when no catalog date is known.
+    #[arg(long, env = "TMDBSYNC_LOOKBACK_DAYS", default_value_t = 1)]
+    lookback_days: u32,
+    /// Per-request timeout to TMDb, in seconds.
+    #[arg(long, default_value_t = 20)]
+    timeout_secs: u64,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Stages to run, in this order.
     #[arg(long, value_delimiter = ',', default_value = "catalog,bulk,delta")]
     stages: Vec<RunType>,
     /// Bulk pages (20 movies each) this run takes, from the first page not done.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i32).range(1..))]
     pages: i32,
-    /// Requests per second to TMDb.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    rps: u32,
-    /// Detail requests in flight at once.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
-    concurrency: u32,
-    /// Most open connections to TMDb.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
-    max_connections: u32,
-    /// Import adult titles too.
-    #[arg(long)]
-    include_adult: bool,
-    /// Days the first delta run looks back when no catalog date is known.
-    #[arg(long, default_value_t = 1)]
-    lookback_days: u32,
     /// Also refetch this many movies fetched longest ago (delta stage).
     #[arg(long, default_value_t = 0)]
     refresh_stale: i64,
-    /// Per-request timeout to TMDb, in seconds.
-    #[arg(long, default_value_t = 20)]
-    timeout_secs: u64,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The stage this Job runs.
+    stage: RunType,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// The SyncRun this pod works for (all pods of the run share its counters).
+    #[arg(long, env = "TMDBSYNC_RUN_NAME")]
+    run_name: String,
+    /// Scheduled or manual.
+    #[arg(long, env = "TMDBSYNC_TRIGGER", default_value = "manual")]
+    trigger: String,
+    /// First bulk page of the run.
+    #[arg(long, env = "TMDBSYNC_PAGES_FROM", requires = "pages_to")]
+    pages_from: Option<i32>,
+    /// Last bulk page of the run.
+    #[arg(long, env = "TMDBSYNC_PAGES_TO", requires = "pages_from")]
+    pages_to: Option<i32>,
+    /// First day of an explicit delta window.
+    #[arg(long, env = "TMDBSYNC_WINDOW_START", requires = "window_end")]
+    window_start: Option<NaiveDate>,
+    /// Last day of an explicit delta window.
+    #[arg(long, env = "TMDBSYNC_WINDOW_END", requires = "window_start")]
+    window_end: Option<NaiveDate>,
+    /// This pod's shard (the Job's completion index).
+    #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
+    shard_index: u32,
+    /// Pods sharing the run.
+    #[arg(long, env = "TMDBSYNC_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    shards: u32,
+}
+
+#[derive(Args)]
+struct ControllerArgs {
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "TMDBSYNC_NAMESPACE")]
+    namespace: Option<String>,
+    /// Worker image for Jobs when a TmdbSync names none.
+    #[arg(
+        long,
+        env = "TMDBSYNC_WORKER_IMAGE",
+        default_value = "ghcr.io/tmdbsync/tmdbsync:latest"
+    )]
+    worker_image: String,
+    /// Seconds between counter mirrors of a running SyncRun.
+    #[arg(long, default_value_t = 5)]
+    mirror_interval_secs: u64,
+    /// This replica's name in events and in the leader Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    instance: Option<String>,
+    /// Act only while holding the leader Lease, so several replicas never act at once.
+    #[arg(long, env = "TMDBSYNC_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "tmdbsync-controller")]
+    lease_name: String,
+    /// Seconds a Lease stays valid without renewal (renewals every 2/15 of it, give up after 2/3).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
+    lease_duration_secs: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -148,6 +225,8 @@ fn main() -> ProcessExit {
             Command::Migrate(a) => migrate(a).await,
             Command::Run(a) => run(a).await,
             Command::Status(a) => status(a).await,
+            Command::Worker(a) => worker(a).await,
+            Command::Controller(a) => controller(a).await,
             Command::Crd => {
                 print!("{}", tmdbsync::api::crds_yaml());
                 Ok(ExitCode::Success)
@@ -217,54 +296,64 @@ async fn migrate(a: DbArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
     let key = ApiKey::new(a.api_key.clone());
     if key.is_empty() {
-        return Ok(fail((ExitCode::Config, "the TMDb API key is empty".into())));
+        return Err(fail((ExitCode::Config, "the TMDb API key is empty".into())));
     }
-    let store = match connect(&a.db).await {
-        Ok(s) => s,
-        Err(e) => return Ok(fail(e)),
-    };
+    let store = connect(&a.db).await.map_err(fail)?;
     let mut config = TmdbConfig::new(&a.tmdb_url, key);
     config.requests_per_second = a.rps;
     config.max_connections = a.max_connections as usize;
     config.timeout = std::time::Duration::from_secs(a.timeout_secs);
-    let tmdb = TmdbClient::new(config).context("building the TMDb client")?;
-    let engine = Engine {
+    config.language = a.language.clone();
+    let tmdb = TmdbClient::new(config).map_err(|e| fail((ExitCode::Retryable, e.to_string())))?;
+    Ok(Engine {
         store,
         tmdb,
         export_url: a.export_url.clone(),
         include_adult: a.include_adult,
         concurrency: a.concurrency as usize,
         progress: Progress::auto(),
+    })
+}
+
+async fn run_stage(
+    engine: &Engine,
+    stage: RunType,
+    label: &RunLabel,
+    bulk: BulkOptions,
+    delta: DeltaOptions,
+) -> Result<tmdbsync::stage::StageReport, StageError> {
+    match stage {
+        RunType::Catalog => tmdbsync::stage::catalog::run(engine, label).await,
+        RunType::Bulk => tmdbsync::stage::bulk::run(engine, bulk, label).await,
+        RunType::Delta => tmdbsync::stage::delta::run(engine, delta, label).await,
+        RunType::Enrich => Err(StageError::Config(
+            "the enrich stage is not available yet".into(),
+        )),
+    }
+}
+
+async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let engine = match engine(&a.engine).await {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
     };
     let label = RunLabel::default();
+    let bulk = BulkOptions {
+        pages: None,
+        pages_per_run: a.pages,
+        shard: None,
+    };
+    let delta = DeltaOptions {
+        lookback_days: a.engine.lookback_days,
+        window: None,
+        refresh_stale: a.refresh_stale,
+    };
     let mut all_ok = true;
     for stage in &a.stages {
-        let result = match stage {
-            RunType::Catalog => tmdbsync::stage::catalog::run(&engine, &label).await,
-            RunType::Bulk => {
-                let options = BulkOptions {
-                    pages: None,
-                    pages_per_run: a.pages,
-                    shard: None,
-                };
-                tmdbsync::stage::bulk::run(&engine, options, &label).await
-            }
-            RunType::Delta => {
-                let options = DeltaOptions {
-                    lookback_days: a.lookback_days,
-                    window: None,
-                    refresh_stale: a.refresh_stale,
-                };
-                tmdbsync::stage::delta::run(&engine, options, &label).await
-            }
-            RunType::Enrich => Err(StageError::Config(
-                "the enrich stage is not available yet".into(),
-            )),
-        };
-        match result {
+        match run_stage(&engine, *stage, &label, bulk, delta).await {
             Ok(report) => {
                 eprintln!("tmdbsync: {stage}: {}", report.message);
                 all_ok &= report.succeeded;
@@ -282,6 +371,107 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::Retryable
     })
+}
+
+async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let engine = match engine(&a.engine).await {
+        Ok(mut e) => {
+            e.progress = Progress::lines();
+            e
+        }
+        Err(code) => return Ok(code),
+    };
+    let label = RunLabel {
+        name: Some(a.run_name.clone()),
+        trigger: Some(a.trigger.clone()),
+    };
+    let bulk = BulkOptions {
+        pages: a
+            .pages_from
+            .zip(a.pages_to)
+            .map(|(from, to)| tmdbsync::plan::pages::PageRange { from, to }),
+        pages_per_run: 200,
+        shard: Some((a.shard_index, a.shards)),
+    };
+    let delta = DeltaOptions {
+        lookback_days: a.engine.lookback_days,
+        window: a
+            .window_start
+            .zip(a.window_end)
+            .map(|(start, end)| tmdbsync::plan::windows::DeltaWindow { start, end }),
+        refresh_stale: 0,
+    };
+    tracing::info!(run = %a.run_name, stage = %a.stage, shard = a.shard_index, shards = a.shards, "worker starting");
+    match run_stage(&engine, a.stage, &label, bulk, delta).await {
+        Ok(report) => {
+            eprintln!("tmdbsync: {}: {}", a.stage, report.message);
+            Ok(if report.succeeded {
+                ExitCode::Success
+            } else {
+                ExitCode::Retryable
+            })
+        }
+        Err(e) => Ok(fail((
+            ExitCode::from(&e),
+            format!("{} stage failed: {e}", a.stage),
+        ))),
+    }
+}
+
+async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
+    use tmdbsync::controller::leader::{LeaderElector, LeaseTiming, default_identity};
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let config = tmdbsync::controller::ControllerConfig {
+        namespace: a.namespace,
+        worker_image: a.worker_image,
+        mirror_interval: std::time::Duration::from_secs(a.mirror_interval_secs),
+        ..Default::default()
+    };
+    let identity = a.instance.clone().unwrap_or_else(default_identity);
+    let ctx = std::sync::Arc::new(tmdbsync::controller::Context::new(
+        client.clone(),
+        config,
+        Some(identity.clone()),
+    ));
+    if !a.leader_election {
+        tracing::info!("controller starting (no leader election)");
+        tmdbsync::controller::run(client, ctx).await;
+        return Ok(ExitCode::Success);
+    }
+    let lease = std::time::Duration::from_secs(a.lease_duration_secs);
+    let timing = LeaseTiming {
+        lease_duration: lease,
+        renew_deadline: lease * 2 / 3,
+        retry_period: lease * 2 / 15,
+    };
+    let elector = LeaderElector::new(
+        client.clone(),
+        &a.lease_namespace,
+        &a.lease_name,
+        &identity,
+        timing,
+    );
+    tracing::info!(identity = %identity, lease = %a.lease_name, "waiting to become the leader");
+    tokio::select! {
+        r = elector.acquire() => r.context("acquiring the leader lease")?,
+        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::Success),
+    }
+    tracing::info!(identity = %identity, "became the leader; controller starting");
+    let handle = elector.renew_in_background();
+    let lost = handle.lost();
+    tokio::select! {
+        _ = tmdbsync::controller::run(client, ctx) => {
+            handle.release().await;
+            Ok(ExitCode::Success)
+        }
+        _ = lost => {
+            // Stop acting at once; Kubernetes restarts the pod, which then queues for the lease.
+            eprintln!("tmdbsync: error: lost the leader lease; exiting so another replica takes over");
+            Ok(ExitCode::Retryable)
+        }
+    }
 }
 
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {

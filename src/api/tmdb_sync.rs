@@ -384,6 +384,9 @@ pub struct TmdbSyncStatus {
     pub last_runs: Option<LastRuns>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_runs: Option<NextRuns>,
+    /// The latest scheduled time a run was created for, per type (CronJob's lastScheduleTime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_times: Option<NextRuns>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub side_jobs: Vec<SideJobStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -420,7 +423,7 @@ pub struct LastRuns {
     pub enrich: Option<LastRun>,
 }
 
-/// The next scheduled time of each type (RFC 3339).
+/// A time per run type (RFC 3339).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 pub struct NextRuns {
     #[serde(default, skip_serializing_if = "Option::is_none")]

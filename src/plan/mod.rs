@@ -3,6 +3,7 @@
 pub mod health;
 pub mod pages;
 pub mod schedule;
+pub mod status;
 pub mod windows;
 
 use std::fmt;

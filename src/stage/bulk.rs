@@ -68,7 +68,7 @@ pub async fn run(
         )),
         Some(range) => import_range(engine, run, range, options.shard).await,
     };
-    engine.close_run(RunType::Bulk, run, outcome).await
+    engine.close_run(RunType::Bulk, run, label, outcome).await
 }
 
 #[derive(Default)]

@@ -20,7 +20,9 @@ pub async fn run(engine: &Engine, label: &RunLabel) -> Result<StageReport, Stage
     let today = engine.tmdb.clock().today();
     let run = engine.open_run(RunType::Catalog, label, 0).await?;
     let outcome = load_newest(engine, run, today).await;
-    engine.close_run(RunType::Catalog, run, outcome).await
+    engine
+        .close_run(RunType::Catalog, run, label, outcome)
+        .await
 }
 
 async fn load_newest(

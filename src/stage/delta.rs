@@ -63,7 +63,7 @@ pub async fn run(
     };
     let run = engine.open_run(RunType::Delta, label, 0).await?;
     let outcome = apply_windows(engine, run, &windows, today, options).await;
-    engine.close_run(RunType::Delta, run, outcome).await
+    engine.close_run(RunType::Delta, run, label, outcome).await
 }
 
 async fn apply_windows(

@@ -57,7 +57,9 @@ pub struct Engine {
     pub progress: Progress,
 }
 
-/// Names a run: standalone runs are anonymous; operator runs carry their SyncRun name.
+/// Names a run: standalone runs are anonymous; operator runs carry their SyncRun name. A named
+/// run is shared by the Job's pods and finished by the controller from the Job's outcome, so a pod
+/// never declares the whole run done.
 #[derive(Debug, Clone, Default)]
 pub struct RunLabel {
     pub name: Option<String>,
@@ -104,6 +106,7 @@ impl Engine {
         &self,
         run_type: RunType,
         run: RunId,
+        label: &RunLabel,
         outcome: Result<(bool, String), StageError>,
     ) -> Result<StageReport, StageError> {
         let (status, message) = match &outcome {
@@ -135,7 +138,11 @@ impl Engine {
                 source,
             })?;
         }
-        runs::finish_run(&self.store, run, status, Some(&message)).await?;
+        if label.name.is_some() {
+            runs::set_message(&self.store, run, &message).await?;
+        } else {
+            runs::finish_run(&self.store, run, status, Some(&message)).await?;
+        }
         let row = runs::get_run(&self.store, run).await?;
         tracing::info!(run_type = %run_type, run_id = run, status = %row.status,
             imported = row.movies_imported, updated = row.movies_updated,

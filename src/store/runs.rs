@@ -70,7 +70,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    fn as_str(self) -> &'static str {
+    /// The `sync_runs.status` value.
+    pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
@@ -242,5 +243,41 @@ pub async fn merge_metadata(store: &Store, run: RunId, metadata: &serde_json::Va
         .execute(store.pool())
         .await
         .context("recording run metadata")?;
+    Ok(())
+}
+
+/// Records the outcome of an operator run (the controller decides it from the Job): creates the
+/// row when no worker got far enough to write one.
+pub async fn finalize_named(
+    store: &Store,
+    name: &str,
+    run_type: RunType,
+    status: RunStatus,
+    message: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_runs (name, run_type, trigger, status, completed_at, message)
+         VALUES ($1, $2, 'scheduled', $3, now(), $4)
+         ON CONFLICT (name) DO UPDATE SET status = EXCLUDED.status,
+             completed_at = COALESCE(sync_runs.completed_at, now()), message = EXCLUDED.message",
+    )
+    .bind(name)
+    .bind(run_type.as_str())
+    .bind(status.as_str())
+    .bind(message)
+    .execute(store.pool())
+    .await
+    .context("finalizing a sync run")?;
+    Ok(())
+}
+
+/// Sets a run's message without finishing it.
+pub async fn set_message(store: &Store, run: RunId, message: &str) -> Result<()> {
+    sqlx::query("UPDATE sync_runs SET message = $2 WHERE id = $1")
+        .bind(run)
+        .bind(message)
+        .execute(store.pool())
+        .await
+        .context("recording a run message")?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Test support: a private Postgres started from the system's binaries in a temp dir (unix socket
 //! only, torn down on drop), and helpers to start the simulator and the engine.
 #![allow(dead_code)]
+pub mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,162 @@
+//! Shared controller state: the client, settings, secret access, a cache of database pools and
+//! per-object failure counts for backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client};
+
+use super::Error;
+use crate::api::SecretKeyRef;
+use crate::store::Store;
+
+/// Settings of the controller process.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// Image of the worker pods when a TmdbSync does not name one.
+    pub worker_image: String,
+    /// `ttlSecondsAfterFinished` of run Jobs: long enough to read the outcome after a restart.
+    pub job_ttl_seconds: i32,
+    /// How often a running SyncRun's counters are mirrored from Postgres.
+    pub mirror_interval: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespace: None,
+            worker_image: "ghcr.io/tmdbsync/tmdbsync:latest".into(),
+            job_ttl_seconds: 86_400,
+            mirror_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretProblem {
+    NotFound(String),
+    KeyMissing { secret: String, key: String },
+}
+
+impl std::fmt::Display for SecretProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretProblem::NotFound(name) => write!(f, "secret {name:?} not found"),
+            SecretProblem::KeyMissing { secret, key } => {
+                write!(f, "secret {secret:?} has no key {key:?}")
+            }
+        }
+    }
+}
+
+/// The state every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub config: ControllerConfig,
+    recorder: Recorder,
+    stores: tokio::sync::Mutex<HashMap<String, Store>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Builds the context; `instance` names this replica in events.
+    pub fn new(client: Client, config: ControllerConfig, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: "tmdbsync-controller".into(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            stores: tokio::sync::Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads one key of a Secret. The value is returned, never logged.
+    pub async fn secret_value(
+        &self,
+        namespace: &str,
+        r: &SecretKeyRef,
+    ) -> Result<Result<String, SecretProblem>, Error> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let Some(secret) = api.get_opt(&r.name).await? else {
+            return Ok(Err(SecretProblem::NotFound(r.name.clone())));
+        };
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&r.key))
+                    .cloned()
+            });
+        Ok(value
+            .filter(|v| !v.is_empty())
+            .ok_or(SecretProblem::KeyMissing {
+                secret: r.name.clone(),
+                key: r.key.clone(),
+            }))
+    }
+
+    /// A pooled connection to the database at `url` (cached per URL).
+    pub async fn store(&self, url: &str) -> Result<Store, Error> {
+        let mut stores = self.stores.lock().await;
+        if let Some(s) = stores.get(url) {
+            return Ok(s.clone());
+        }
+        let store = Store::connect(url, 4).await?;
+        store.migrate().await?;
+        stores.insert(url.to_string(), store.clone());
+        Ok(store)
+    }
+
+    /// Publishes an event on `reference` (errors are logged, not returned: events are best effort).
+    pub async fn event(
+        &self,
+        reference: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            tracing::warn!(error = %e, reason, "could not publish an event");
+        }
+    }
+
+    /// Counts a failed reconcile of `key` and returns the backoff before the next try.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut f = self.failures.lock().expect("failures lock");
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n += 1;
+        Duration::from_secs((2u64 << (*n).min(8)).min(300))
+    }
+
+    /// Resets the failure count of `key` after a good reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+}

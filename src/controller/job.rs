@@ -1,0 +1,227 @@
+//! The Job that executes a SyncRun: Indexed over `parallelism` pods, fatal exit codes fail it at
+//! once, secrets arrive as `secretKeyRef` env, pods run locked down and need no API access.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, SecretKeySelector, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+
+use crate::ExitCode;
+use crate::api::sync_run::RunKind;
+use crate::api::{SyncRun, TmdbSync};
+use crate::plan::pages::PageRange;
+
+/// Labels on every object the controller creates for a run.
+pub const LABEL_SYNC: &str = "tmdbsync.io/sync";
+pub const LABEL_RUN: &str = "tmdbsync.io/run";
+pub const LABEL_TYPE: &str = "tmdbsync.io/type";
+/// The worker container's name (the podFailurePolicy rules name it).
+pub const WORKER: &str = "worker";
+
+/// What the controller decided for this run.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub image: String,
+    pub pods: i32,
+    pub pages: Option<PageRange>,
+    pub ttl_seconds: i32,
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn secret_env(name: &str, r: &crate::api::SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Builds the Job for `run` of `sync`.
+pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
+    let name = run.metadata.name.clone().expect("run has a name");
+    let kind = run.spec.run_type;
+    let spec = &sync.spec;
+    let labels: BTreeMap<String, String> = [
+        ("app.kubernetes.io/name", "tmdbsync"),
+        ("app.kubernetes.io/component", "worker"),
+        ("app.kubernetes.io/managed-by", "tmdbsync"),
+        (LABEL_SYNC, run.spec.sync_ref.name.as_str()),
+        (LABEL_RUN, name.as_str()),
+        (LABEL_TYPE, crate::plan::RunType::from(kind).as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let pods = plan.pods.max(1);
+    let mut vars = vec![
+        env("TMDBSYNC_RUN_NAME", &name),
+        env(
+            "TMDBSYNC_TRIGGER",
+            format!("{:?}", run.spec.trigger).to_lowercase(),
+        ),
+        env("TMDBSYNC_SHARDS", pods.to_string()),
+        // Each pod gets its share of the TmdbSync's budget.
+        env(
+            "TMDBSYNC_RPS",
+            (spec.tmdb.requests_per_second / pods as u32)
+                .max(1)
+                .to_string(),
+        ),
+        env("TMDB_URL", &spec.tmdb.base_url),
+        env("TMDB_EXPORT_URL", &spec.tmdb.export_base_url),
+        env(
+            "TMDBSYNC_INCLUDE_ADULT",
+            spec.tmdb.include_adult.to_string(),
+        ),
+        env(
+            "TMDBSYNC_LOOKBACK_DAYS",
+            spec.delta.lookback_days.to_string(),
+        ),
+        env("TMDBSYNC_LOG_FORMAT", "json"),
+        secret_env("DATABASE_URL", &spec.database.url_secret_ref),
+        secret_env("TMDB_API_KEY", &spec.tmdb.api_key_secret_ref),
+    ];
+    if let Some(lang) = &spec.tmdb.language {
+        vars.push(env("TMDBSYNC_LANGUAGE", lang));
+    }
+    if let Some(p) = plan.pages {
+        vars.push(env("TMDBSYNC_PAGES_FROM", p.from.to_string()));
+        vars.push(env("TMDBSYNC_PAGES_TO", p.to.to_string()));
+    }
+    if let Some(w) = &run.spec.window {
+        vars.push(env("TMDBSYNC_WINDOW_START", &w.start));
+        vars.push(env("TMDBSYNC_WINDOW_END", &w.end));
+    }
+    let subcommand = match kind {
+        RunKind::Catalog => "catalog",
+        RunKind::Bulk => "bulk",
+        RunKind::Delta => "delta",
+        RunKind::Enrich => "enrich",
+    };
+    let template = &spec.job_template;
+    let container = Container {
+        name: WORKER.into(),
+        image: Some(plan.image.clone()),
+        args: Some(vec!["worker".into(), subcommand.into()]),
+        env: Some(vars),
+        resources: template.resources.clone(),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let fatal_rule = |code: ExitCode| PodFailurePolicyRule {
+        action: "FailJob".into(),
+        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: Some(WORKER.into()),
+            operator: "In".into(),
+            values: vec![code as i32],
+        }),
+        on_pod_conditions: None,
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: run.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![run.controller_owner_ref(&()).expect("run has uid")]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(pods),
+            parallelism: Some(pods),
+            backoff_limit_per_index: Some(template.backoff_limit_per_index.unwrap_or(2)),
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![
+                    fatal_rule(ExitCode::Credentials),
+                    fatal_rule(ExitCode::Config),
+                ],
+            }),
+            active_deadline_seconds: template.active_deadline_seconds,
+            ttl_seconds_after_finished: Some(plan.ttl_seconds),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    // Workers talk to TMDb and Postgres only, never to the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    containers: vec![container],
+                    node_selector: template.node_selector.clone(),
+                    tolerations: template.tolerations.clone(),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The exit code a failed Job's pod failure policy matched, read from its condition message
+/// (the Job controller writes "... failed with exit code N matching FailJob rule ...").
+pub fn fatal_exit_code(message: &str) -> Option<i32> {
+    let rest = message.split("exit code ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fatal_exit_code_is_read_from_the_job_condition() {
+        let m = "Container worker for pod ns/x-0-abc failed with exit code 3 matching FailJob rule at index 0";
+        assert_eq!(fatal_exit_code(m), Some(3));
+        assert_eq!(
+            fatal_exit_code("Job has reached the specified backoff limit"),
+            None
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The operator: a TmdbSync reconciler and a SyncRun reconciler in one process.
+
+pub mod context;
+pub mod job;
+pub mod leader;
+pub mod sync_run;
+pub mod tmdb_sync;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+
+pub use context::{Context, ControllerConfig};
+
+use crate::api::{SyncRun, TmdbSync};
+use crate::store::StoreError;
+
+/// Why a reconcile failed (the variant names are also metric labels).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Store(_) => "store",
+        }
+    }
+}
+
+fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let backoff = ctx.failed(&key(obj.as_ref()));
+    tracing::warn!(object = %key(obj.as_ref()), error = %error, kind = error.label(), ?backoff, "reconcile failed");
+    Action::requeue(backoff)
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs both reconcilers until SIGTERM/ctrl-c (graceful: in-flight reconciles finish).
+pub async fn run(client: Client, ctx: Arc<Context>) {
+    let ns = ctx.config.namespace.clone();
+    let syncs = api::<TmdbSync>(&client, ns.as_deref());
+    let runs = api::<SyncRun>(&client, ns.as_deref());
+    let jobs = api::<Job>(&client, ns.as_deref());
+    let jobs_cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=tmdbsync");
+
+    let sync_ctx = ctx.clone();
+    let sync_controller = Controller::new(syncs, watcher::Config::default())
+        .owns(runs.clone(), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(
+            move |obj, ctx| {
+                let ctx2 = ctx.clone();
+                async move {
+                    let k = key(obj.as_ref());
+                    let r = tmdb_sync::reconcile(obj, ctx).await;
+                    if r.is_ok() {
+                        ctx2.succeeded(&k);
+                    }
+                    r
+                }
+            },
+            error_policy,
+            sync_ctx,
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "tmdbsync reconcile loop");
+            }
+        });
+    let run_controller = Controller::new(runs, watcher::Config::default())
+        .owns(jobs, jobs_cfg)
+        .shutdown_on_signal()
+        .run(
+            move |obj, ctx| {
+                let ctx2 = ctx.clone();
+                async move {
+                    let k = key(obj.as_ref());
+                    let r = sync_run::reconcile(obj, ctx).await;
+                    if r.is_ok() {
+                        ctx2.succeeded(&k);
+                    }
+                    r
+                }
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "syncrun reconcile loop");
+            }
+        });
+    futures::future::join(sync_controller, run_controller).await;
+    tracing::info!("controller stopped");
+}

@@ -1,0 +1,503 @@
+//! The SyncRun reconciler: waits its turn, plans Bulk pages, creates the run's Job, mirrors the
+//! counters from Postgres while it runs and records the outcome when the Job ends.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::job::{JobPlan, build_job, fatal_exit_code};
+use super::{Context, Error};
+use crate::api::sync_run::{PageRangeSpec, RunKind};
+use crate::api::{FIELD_MANAGER, RunPhase, SyncRun, SyncRunStatus, TmdbSync};
+use crate::plan::RunType;
+use crate::plan::pages::{PageRange, next_bulk_range, total_pages};
+use crate::store::runs::{self, RunStatus};
+use crate::store::{Store, pages};
+
+/// Annotation carrying the scheduled time of a scheduled run.
+pub const SCHEDULED_AT: &str = "tmdbsync.io/scheduled-at";
+
+/// Reconciles one SyncRun.
+pub async fn reconcile(run: Arc<SyncRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let status = run.status.clone().unwrap_or_default();
+    if status.phase.is_some_and(RunPhase::is_finished) {
+        return Ok(Action::await_change());
+    }
+    let syncs: Api<TmdbSync> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(sync) = syncs.get_opt(&run.spec.sync_ref.name).await? else {
+        let message = format!("TmdbSync {:?} does not exist", run.spec.sync_ref.name);
+        return finish(
+            &ctx,
+            &run,
+            status,
+            RunPhase::Failed,
+            "SyncNotFound",
+            &message,
+            None,
+        )
+        .await;
+    };
+    adopt(&ctx, &run, &sync).await?;
+    let url = match ctx
+        .secret_value(&ns, &sync.spec.database.url_secret_ref)
+        .await?
+    {
+        Ok(url) => url,
+        Err(problem) => {
+            let next = SyncRunStatus {
+                phase: Some(RunPhase::Pending),
+                reason: Some("SecretNotFound".into()),
+                message: Some(format!("waiting for the database secret: {problem}")),
+                ..status.clone()
+            };
+            patch_status(&ctx, &run, &status, next).await?;
+            return Ok(Action::requeue(std::time::Duration::from_secs(30)));
+        }
+    };
+    let store = ctx.store(&url).await?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    match jobs.get_opt(&name).await? {
+        Some(job) => observe_job(&ctx, &run, status, &store, &job).await,
+        None if status.phase == Some(RunPhase::Running) => {
+            let message = "its Job disappeared before it finished (deleted?)";
+            finish(
+                &ctx,
+                &run,
+                status,
+                RunPhase::Failed,
+                "JobMissing",
+                message,
+                Some(&store),
+            )
+            .await
+        }
+        None => start(&ctx, &run, status, &sync, &store, &jobs).await,
+    }
+}
+
+fn calls_tmdb(kind: RunKind) -> bool {
+    !matches!(kind, RunKind::Enrich)
+}
+
+/// Order of runs of one sync: scheduled time, then Catalog before Bulk before Delta, then name.
+fn queue_key(run: &SyncRun) -> (String, u8, String) {
+    let at = run
+        .annotations()
+        .get(SCHEDULED_AT)
+        .cloned()
+        .or_else(|| run.creation_timestamp().map(|t| t.0.to_string()))
+        .unwrap_or_default();
+    let rank = match run.spec.run_type {
+        RunKind::Catalog => 0,
+        RunKind::Bulk => 1,
+        RunKind::Delta => 2,
+        RunKind::Enrich => 3,
+    };
+    (at, rank, run.name_any())
+}
+
+/// The run this one waits for, if any: at most one TMDb-calling run per TmdbSync at a time.
+async fn blocker(ctx: &Context, run: &SyncRun) -> Result<Option<String>, Error> {
+    if !calls_tmdb(run.spec.run_type) {
+        return Ok(None);
+    }
+    let api: Api<SyncRun> =
+        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let mine = queue_key(run);
+    let others = api.list(&Default::default()).await?;
+    Ok(others
+        .items
+        .iter()
+        .filter(|o| {
+            o.spec.sync_ref.name == run.spec.sync_ref.name && o.name_any() != run.name_any()
+        })
+        .filter(|o| calls_tmdb(o.spec.run_type))
+        .filter(|o| {
+            let phase = o.status.as_ref().and_then(|s| s.phase);
+            match phase {
+                Some(RunPhase::Running) => true,
+                Some(RunPhase::Succeeded | RunPhase::Failed) => false,
+                _ => queue_key(o) < mine,
+            }
+        })
+        .map(|o| o.name_any())
+        .min())
+}
+
+async fn start(
+    ctx: &Context,
+    run: &SyncRun,
+    status: SyncRunStatus,
+    sync: &TmdbSync,
+    store: &Store,
+    jobs: &Api<Job>,
+) -> Result<Action, Error> {
+    if let Some(other) = blocker(ctx, run).await? {
+        let next = SyncRunStatus {
+            phase: Some(RunPhase::Pending),
+            reason: Some("Waiting".into()),
+            message: Some(format!(
+                "waiting for {other} to finish (one TMDb run at a time)"
+            )),
+            ..status.clone()
+        };
+        patch_status(ctx, run, &status, next).await?;
+        return Ok(Action::requeue(std::time::Duration::from_secs(5)));
+    }
+    let kind = run.spec.run_type;
+    let mut pages = None;
+    let mut planned = status.planned_pages;
+    if kind == RunKind::Bulk {
+        let max_ordinal: i64 =
+            sqlx::query_scalar("SELECT COALESCE(max(ordinal), 0) FROM catalog_ids")
+                .fetch_one(store.pool())
+                .await
+                .map_err(|source| crate::store::StoreError::Query {
+                    context: "reading the catalog size",
+                    source,
+                })?;
+        let total = total_pages(max_ordinal);
+        let range = match (run.spec.pages, planned) {
+            (Some(p), _) | (None, Some(p)) => Some(PageRange {
+                from: p.from,
+                to: p.to,
+            }),
+            (None, None) => {
+                let first_open = pages::first_open_page(store, total).await?;
+                next_bulk_range(first_open, total, sync.spec.bulk.pages_per_run)
+            }
+        };
+        let Some(range) = range else {
+            let message = if total == 0 {
+                "the catalog is empty: a Catalog run must load it first".to_string()
+            } else {
+                format!("all {total} catalog pages are done; nothing to import")
+            };
+            let phase = if total == 0 {
+                RunPhase::Failed
+            } else {
+                RunPhase::Succeeded
+            };
+            let reason = if total == 0 {
+                "CatalogEmpty"
+            } else {
+                "NothingToDo"
+            };
+            return finish(ctx, run, status, phase, reason, &message, Some(store)).await;
+        };
+        if range.to > total {
+            let message = format!(
+                "pages {}-{} go beyond the catalog's {total} pages",
+                range.from, range.to
+            );
+            return finish(
+                ctx,
+                run,
+                status,
+                RunPhase::Failed,
+                "InvalidSpec",
+                &message,
+                Some(store),
+            )
+            .await;
+        }
+        if run.spec.pages.is_none() && planned.is_none() {
+            // Record the plan before the Job exists, so a restart reuses it.
+            planned = Some(PageRangeSpec {
+                from: range.from,
+                to: range.to,
+            });
+            let next = SyncRunStatus {
+                planned_pages: planned,
+                ..status.clone()
+            };
+            patch_status(ctx, run, &status, next).await?;
+        }
+        pages = Some(range);
+    }
+    if let Some(w) = &run.spec.window
+        && (w.start.parse::<chrono::NaiveDate>().is_err()
+            || w.end.parse::<chrono::NaiveDate>().is_err())
+    {
+        let message = format!("window {}..{} is not a pair of valid dates", w.start, w.end);
+        return finish(
+            ctx,
+            run,
+            status,
+            RunPhase::Failed,
+            "InvalidSpec",
+            &message,
+            Some(store),
+        )
+        .await;
+    }
+    let pods = match kind {
+        RunKind::Bulk => run.spec.parallelism.unwrap_or(sync.spec.bulk.parallelism),
+        // A delta window's watermark is decided by one pod; see the README.
+        _ => 1,
+    };
+    let plan = JobPlan {
+        image: sync
+            .spec
+            .job_template
+            .image
+            .clone()
+            .unwrap_or_else(|| ctx.config.worker_image.clone()),
+        pods,
+        pages,
+        ttl_seconds: ctx.config.job_ttl_seconds,
+    };
+    let job = build_job(run, sync, &plan);
+    match jobs
+        .create(
+            &PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &job,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let next = SyncRunStatus {
+        phase: Some(RunPhase::Running),
+        planned_pages: planned,
+        job_name: Some(run.name_any()),
+        started_at: Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        pages_total: pages.map_or(0, |p| p.len()),
+        reason: Some("JobCreated".into()),
+        message: Some(format!("{} pod(s) started", pods)),
+        ..status.clone()
+    };
+    patch_status(ctx, run, &status, next).await?;
+    ctx.event(
+        &run.object_ref(&()),
+        false,
+        "RunStarted",
+        "CreateJob",
+        format!("Job {} created with {pods} pod(s)", run.name_any()),
+    )
+    .await;
+    Ok(Action::requeue(ctx.config.mirror_interval))
+}
+
+async fn observe_job(
+    ctx: &Context,
+    run: &SyncRun,
+    status: SyncRunStatus,
+    store: &Store,
+    job: &Job,
+) -> Result<Action, Error> {
+    let mut next = status.clone();
+    next.phase = Some(RunPhase::Running);
+    next.job_name = Some(job.name_any());
+    if next.started_at.is_none() {
+        next.started_at = job.creation_timestamp().map(|t| t.0.to_string());
+    }
+    if let Some(row) = runs::get_run_by_name(store, &run.name_any()).await? {
+        next.pages_total = row.pages_total.max(next.pages_total);
+        next.pages_processed = row.pages_processed;
+        next.movies_imported = row.movies_imported;
+        next.movies_updated = row.movies_updated;
+        next.movies_skipped = row.movies_skipped;
+        next.movies_deleted = row.movies_deleted;
+        next.errors = row.errors_count;
+        if row.message.is_some() {
+            next.message = row.message;
+        }
+    }
+    let conditions = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let done = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+    };
+    if done("Complete").is_some() {
+        let message = next.message.clone().unwrap_or_else(|| "completed".into());
+        return finish(
+            ctx,
+            run,
+            next,
+            RunPhase::Succeeded,
+            "Completed",
+            &message,
+            Some(store),
+        )
+        .await;
+    }
+    if let Some(c) = done("Failed") {
+        let job_message = c.message.clone().unwrap_or_default();
+        let reason = match (c.reason.as_deref(), fatal_exit_code(&job_message)) {
+            (Some("PodFailurePolicy"), Some(3)) => "AuthFailed",
+            (Some("PodFailurePolicy"), Some(4)) => "InvalidConfig",
+            (Some("DeadlineExceeded"), _) => "DeadlineExceeded",
+            _ => "RetriesExhausted",
+        };
+        let message = match reason {
+            "AuthFailed" => {
+                "TMDb refused the API key; the run stopped without retrying".to_string()
+            }
+            "InvalidConfig" => format!("the worker rejected its configuration: {job_message}"),
+            _ => format!("{}: {job_message}", c.reason.clone().unwrap_or_default()),
+        };
+        return finish(
+            ctx,
+            run,
+            next,
+            RunPhase::Failed,
+            reason,
+            &message,
+            Some(store),
+        )
+        .await;
+    }
+    next.reason = Some("Running".into());
+    patch_status(ctx, run, &status, next).await?;
+    Ok(Action::requeue(ctx.config.mirror_interval))
+}
+
+/// Records the outcome in Postgres and the status, with an event.
+async fn finish(
+    ctx: &Context,
+    run: &SyncRun,
+    status: SyncRunStatus,
+    phase: RunPhase,
+    reason: &str,
+    message: &str,
+    store: Option<&Store>,
+) -> Result<Action, Error> {
+    if let Some(store) = store {
+        let outcome = if phase == RunPhase::Succeeded {
+            RunStatus::Completed
+        } else {
+            RunStatus::Failed
+        };
+        runs::finalize_named(
+            store,
+            &run.name_any(),
+            RunType::from(run.spec.run_type),
+            outcome,
+            message,
+        )
+        .await?;
+    }
+    let now = Utc::now();
+    let started = status
+        .started_at
+        .as_deref()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let next = SyncRunStatus {
+        phase: Some(phase),
+        completed_at: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        duration: started.map(|s| format_duration((now - s).num_seconds())),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        ..status.clone()
+    };
+    patch_status(ctx, run, &status, next).await?;
+    let warning = phase == RunPhase::Failed;
+    let event_reason = if warning { "RunFailed" } else { "RunSucceeded" };
+    ctx.event(
+        &run.object_ref(&()),
+        warning,
+        event_reason,
+        "Finish",
+        format!("{reason}: {message}"),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// `1h2m3s` style.
+pub fn format_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// Makes the TmdbSync the controller-owner of a manual run (garbage collection, parent wake-ups).
+async fn adopt(ctx: &Context, run: &SyncRun, sync: &TmdbSync) -> Result<(), Error> {
+    let owned = run
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == sync.uid().as_ref());
+    if owned {
+        return Ok(());
+    }
+    let api: Api<SyncRun> =
+        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "tmdbsync.io/v1alpha1",
+        "kind": "SyncRun",
+        "metadata": {
+            "name": run.name_any(),
+            "ownerReferences": [sync.controller_owner_ref(&()).expect("sync has uid")],
+        }
+    });
+    api.patch(
+        &run.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Server-side applies the status when it differs from the current one.
+async fn patch_status(
+    ctx: &Context,
+    run: &SyncRun,
+    current: &SyncRunStatus,
+    mut next: SyncRunStatus,
+) -> Result<(), Error> {
+    next.observed_generation = run.metadata.generation;
+    if &next == current {
+        return Ok(());
+    }
+    let api: Api<SyncRun> =
+        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "tmdbsync.io/v1alpha1",
+        "kind": "SyncRun",
+        "status": next,
+    });
+    api.patch_status(
+        &run.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        assert_eq!(format_duration(5), "5s");
+        assert_eq!(format_duration(65), "1m5s");
+        assert_eq!(format_duration(3725), "1h2m5s");
+        assert_eq!(format_duration(-3), "0s");
+    }
+}
