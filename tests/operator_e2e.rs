@@ -521,3 +521,147 @@ fn kubectl_apply(cluster: &Cluster, ns: &str, manifest: &str) -> (bool, String) 
         ),
     )
 }
+
+fn manual(name: &str, kind: &str) -> String {
+    json!({"apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun", "metadata": {"name": name},
+           "spec": {"syncRef": {"name": "cinegraph"}, "type": kind}})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_controller_mid_run_duplicates_nothing_and_the_run_finishes() {
+    let cluster = Cluster::shared();
+    install_crds(cluster);
+    let ns = cluster.namespace("e2e-restart");
+    let db = TestDb::start();
+    let sim = start_sim(2000).await;
+    secrets(cluster, &ns, API_KEY, &db.url);
+    let mut sync = tmdb_sync(&sim, "0 3 1 1 *");
+    sync["spec"]["tmdb"]["requestsPerSecond"] = json!(150);
+    assert!(kubectl_apply(cluster, &ns, &sync.to_string()).0);
+    let client = cluster.client();
+    let runs: Api<SyncRun> = Api::namespaced(client.clone(), &ns);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+
+    let first = ControllerProcess::start(cluster, &ns, &[]);
+    assert!(kubectl_apply(cluster, &ns, &manual("load-catalog", "Catalog")).0);
+    let c = wait_for(&runs, "load-catalog", Duration::from_secs(60), |r| {
+        phase(r).is_some_and(RunPhase::is_finished)
+    })
+    .await;
+    assert_eq!(phase(&c), Some(RunPhase::Succeeded), "{:?}", c.status);
+    assert!(kubectl_apply(cluster, &ns, &manual("import", "Bulk")).0);
+    wait_for(&runs, "import", Duration::from_secs(60), |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.phase == Some(RunPhase::Running) && s.movies_imported > 0)
+    })
+    .await;
+    drop(first); // SIGKILL mid-run
+    let _second = ControllerProcess::start(cluster, &ns, &[]);
+    let done = wait_for(&runs, "import", Duration::from_secs(120), |r| {
+        phase(r).is_some_and(RunPhase::is_finished)
+    })
+    .await;
+    assert_eq!(phase(&done), Some(RunPhase::Succeeded), "{:?}", done.status);
+
+    let run_names: Vec<String> = runs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect();
+    assert_eq!(run_names.len(), 2, "no duplicate SyncRun: {run_names:?}");
+    let job_names: Vec<String> = jobs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    assert_eq!(job_names.len(), 2, "one Job per run: {job_names:?}");
+    let import_pods = pods
+        .list(&ListParams::default().labels("tmdbsync.io/run=import"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(import_pods.len(), 1, "the Job was not recreated");
+    let store = db.store().await;
+    let (n, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT id) FROM movies")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!((n, distinct), (2000, 2000));
+    assert_eq!(done.status.unwrap().movies_imported, 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_killing_it_hands_over() {
+    let cluster = Cluster::shared();
+    install_crds(cluster);
+    let ns = cluster.namespace("e2e-leader");
+    let db = TestDb::start();
+    let sim = start_sim(100).await;
+    secrets(cluster, &ns, API_KEY, &db.url);
+    assert!(kubectl_apply(cluster, &ns, &tmdb_sync(&sim, "0 3 1 1 *").to_string()).0);
+    let lease_args = [
+        "--leader-election",
+        "--lease-namespace",
+        ns.name(),
+        "--lease-duration-secs",
+        "4",
+    ];
+    let a = ControllerProcess::start(
+        cluster,
+        &ns,
+        &[&lease_args[..], &["--instance", "replica-a"]].concat(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = ControllerProcess::start(
+        cluster,
+        &ns,
+        &[&lease_args[..], &["--instance", "replica-b"]].concat(),
+    );
+    let client = cluster.client();
+    let runs: Api<SyncRun> = Api::namespaced(client.clone(), &ns);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &ns);
+
+    assert!(kubectl_apply(cluster, &ns, &manual("first", "Catalog")).0);
+    let r = wait_for(&runs, "first", Duration::from_secs(60), |r| {
+        phase(r).is_some_and(RunPhase::is_finished)
+    })
+    .await;
+    assert_eq!(phase(&r), Some(RunPhase::Succeeded));
+    let lease = leases.get("tmdbsync-controller").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("replica-a")
+    );
+    assert!(a.log().contains("became the leader"));
+    assert!(b.log().contains("waiting to become the leader"));
+    assert!(
+        !b.log().contains("became the leader"),
+        "the standby must not act"
+    );
+    assert!(!b.log().contains("scheduled run created") && !b.log().contains("RunStarted"));
+
+    drop(a); // SIGKILL the leader: no release, the lease must expire
+    eventually("replica-b takes over", Duration::from_secs(30), || async {
+        let l = leases.get("tmdbsync-controller").await.ok()?;
+        (l.spec?.holder_identity.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+    assert!(kubectl_apply(cluster, &ns, &manual("second", "Catalog")).0);
+    let r = wait_for(&runs, "second", Duration::from_secs(60), |r| {
+        phase(r).is_some_and(RunPhase::is_finished)
+    })
+    .await;
+    assert_eq!(phase(&r), Some(RunPhase::Succeeded), "{:?}", r.status);
+    assert!(b.log().contains("became the leader"));
+}
