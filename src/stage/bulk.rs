@@ -24,7 +24,7 @@ pub struct BulkOptions {
 }
 
 /// Movies per write transaction.
-const BATCH_MOVIES: usize = 100;
+const BATCH_MOVIES: usize = 250;
 /// Longest a fetched movie waits in memory before it is written.
 const BATCH_AGE: Duration = Duration::from_secs(2);
 

@@ -84,7 +84,7 @@ async fn upsert_movie_rows(
         vote_count.push(d.vote_count);
         budget.push(d.budget);
         revenue.push(d.revenue);
-        raw.push(m.raw.to_string());
+        raw.push(m.raw.as_str());
     }
     let rows = sqlx::query(
         "INSERT INTO movies AS m (id, imdb_id, title, original_title, original_language, overview,

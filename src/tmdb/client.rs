@@ -94,7 +94,8 @@ impl RequestStats {
 #[derive(Debug, Clone)]
 pub struct FetchedMovie {
     pub details: MovieDetails,
-    pub raw: Value,
+    /// The response body as received (valid JSON), stored as `movies.raw`.
+    pub raw: String,
 }
 
 /// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget and the pool.
@@ -169,16 +170,23 @@ impl TmdbClient {
         if let Some(lang) = &self.config.language {
             query.push(("language", lang.clone()));
         }
-        let raw: Value = self.get_json(&format!("/movie/{id}"), &query).await?;
-        let details: MovieDetails = serde_json::from_value(raw.clone())
-            .map_err(|e| TmdbError::Malformed(format!("movie {id}: {e}")))?;
+        // Parse the typed fields straight from the bytes and keep the body itself as the raw payload
+        // (no intermediate JSON tree, no re-serialization).
+        let movie = self
+            .get_decoded(&format!("/movie/{id}"), &query, |body| {
+                let details: MovieDetails = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                let raw = std::str::from_utf8(body).map_err(|e| e.to_string())?.to_owned();
+                Ok(FetchedMovie { details, raw })
+            })
+            .await?;
+        let details = &movie.details;
         if details.id != id {
             return Err(TmdbError::Malformed(format!(
                 "asked for movie {id}, got {}",
                 details.id
             )));
         }
-        Ok(FetchedMovie { details, raw })
+        Ok(movie)
     }
 
     /// One page of `GET /movie/changes` for `[start, end]` (at most 14 days apart).
@@ -207,10 +215,24 @@ impl TmdbClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, TmdbError> {
+        self.get_decoded(path, query, |body| {
+            serde_json::from_slice::<T>(body).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// A GET with the full retry policy; `decode` turns a 200 body into `T` (an `Err` counts as a
+    /// malformed response and is retried).
+    pub async fn get_decoded<T>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, TmdbError> {
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         loop {
-            let wait = match self.attempt(path, query).await {
+            let wait = match self.attempt(path, query, &decode).await {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(err, wait) => {
                     failures += 1;
@@ -235,10 +257,11 @@ impl TmdbClient {
         }
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt<T>(
         &self,
         path: &str,
         query: &[(&str, String)],
+        decode: &impl Fn(&[u8]) -> Result<T, String>,
     ) -> Attempt<Result<T, TmdbError>> {
         self.limiter.until_ready().await;
         let _permit = self.connections.acquire().await.expect("semaphore open");
@@ -271,7 +294,7 @@ impl TmdbClient {
             c.fetch_add(1, Ordering::Relaxed);
         };
         if status.is_success() {
-            return match serde_json::from_slice::<T>(&body) {
+            return match decode(&body) {
                 Ok(v) => {
                     counter(&self.stats.ok);
                     Attempt::Done(Ok(v))
