@@ -159,6 +159,9 @@ struct WorkerArgs {
     /// Last day of an explicit delta window.
     #[arg(long, env = "TMDBSYNC_WINDOW_END", requires = "window_start")]
     window_end: Option<NaiveDate>,
+    /// Refetch every movie of the page range (a manual re-import).
+    #[arg(long, env = "TMDBSYNC_REFETCH")]
+    refetch: bool,
     /// This pod's shard (the Job's completion index).
     #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
     shard_index: u32,
@@ -345,6 +348,7 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         pages: None,
         pages_per_run: a.pages,
         shard: None,
+        refetch: false,
     };
     let delta = DeltaOptions {
         lookback_days: a.engine.lookback_days,
@@ -392,6 +396,7 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
             .map(|(from, to)| tmdbsync::plan::pages::PageRange { from, to }),
         pages_per_run: 200,
         shard: Some((a.shard_index, a.shards)),
+        refetch: a.refetch,
     };
     let delta = DeltaOptions {
         lookback_days: a.engine.lookback_days,

@@ -28,6 +28,7 @@ const ALL_PAGES: BulkOptions = BulkOptions {
     pages: None,
     pages_per_run: 100_000,
     shard: None,
+    refetch: false,
 };
 
 async fn import_all(engine: &Engine) {
@@ -187,6 +188,23 @@ async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fet
     assert_eq!(next.counters.movies_imported, 0);
     let stats = sim_get(&sim, "/__sim/stats").await;
     assert_eq!(stats["requests"]["details"], json!(0), "{stats}");
+
+    // A manual re-import of pages 1-2 fetches every non-adult movie on them again.
+    let on_pages = scalar(
+        &store,
+        "SELECT count(*) FROM catalog_ids WHERE ordinal <= 40 AND NOT adult",
+    )
+    .await;
+    let reimport = BulkOptions {
+        pages: Some(tmdbsync::plan::pages::PageRange { from: 1, to: 2 }),
+        refetch: true,
+        ..ALL_PAGES
+    };
+    let again = bulk::run(&engine, reimport, &label).await.unwrap();
+    assert_eq!(again.counters.movies_updated as i64, on_pages);
+    assert_eq!(again.counters.movies_imported, 0);
+    let stats = sim_get(&sim, "/__sim/stats").await;
+    assert_eq!(stats["requests"]["details"], json!(on_pages), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,10 @@ pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
         vars.push(env("TMDBSYNC_PAGES_FROM", p.from.to_string()));
         vars.push(env("TMDBSYNC_PAGES_TO", p.to.to_string()));
     }
+    if run.spec.pages.is_some() {
+        // Pages named in the spec are a re-import: fetch them again even if stored.
+        vars.push(env("TMDBSYNC_REFETCH", "true"));
+    }
     if let Some(w) = &run.spec.window {
         vars.push(env("TMDBSYNC_WINDOW_START", &w.start));
         vars.push(env("TMDBSYNC_WINDOW_END", &w.end));

@@ -21,6 +21,8 @@ pub struct BulkOptions {
     pub pages_per_run: i32,
     /// `(index, count)` when the run is sharded over several pods.
     pub shard: Option<(u32, u32)>,
+    /// Fetch every movie of the range again, even stored ones on done pages (a manual re-import).
+    pub refetch: bool,
 }
 
 /// Movies per write transaction.
@@ -66,7 +68,7 @@ pub async fn run(
             true,
             format!("all {total} catalog pages are done; nothing to import"),
         )),
-        Some(range) => import_range(engine, run, range, options.shard).await,
+        Some(range) => import_range(engine, run, range, options.shard, options.refetch).await,
     };
     engine.close_run(RunType::Bulk, run, label, outcome).await
 }
@@ -84,9 +86,14 @@ async fn import_range(
     run: RunId,
     range: PageRange,
     shard: Option<(u32, u32)>,
+    refetch: bool,
 ) -> Result<(bool, String), StageError> {
     let (index, count) = shard.unwrap_or((0, 1));
-    let done = pages::done_pages(&engine.store, range.from, range.to).await?;
+    let done = if refetch {
+        Default::default()
+    } else {
+        pages::done_pages(&engine.store, range.from, range.to).await?
+    };
     let todo: HashSet<i32> = range
         .shard(index, count)
         .filter(|p| !done.contains(p))
@@ -112,7 +119,7 @@ async fn import_range(
     let mut items = Vec::new();
     for e in entries.iter().filter(|e| todo.contains(&e.page)) {
         let page = state.get_mut(&e.page).expect("todo page");
-        if !e.listed || (e.adult && !engine.include_adult) || stored.contains(&e.id) {
+        if !e.listed || (e.adult && !engine.include_adult) || (!refetch && stored.contains(&e.id)) {
             page.skipped += 1;
         } else {
             page.pending += 1;

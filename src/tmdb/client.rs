@@ -174,8 +174,11 @@ impl TmdbClient {
         // (no intermediate JSON tree, no re-serialization).
         let movie = self
             .get_decoded(&format!("/movie/{id}"), &query, |body| {
-                let details: MovieDetails = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-                let raw = std::str::from_utf8(body).map_err(|e| e.to_string())?.to_owned();
+                let details: MovieDetails =
+                    serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                let raw = std::str::from_utf8(body)
+                    .map_err(|e| e.to_string())?
+                    .to_owned();
                 Ok(FetchedMovie { details, raw })
             })
             .await?;
