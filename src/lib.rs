@@ -22,6 +22,8 @@ pub mod telemetry;
 pub mod testenv;
 /// TMDb client, wire models, export reader.
 pub mod tmdb;
+/// HTTP endpoints of the controller.
+pub mod web;
 
 /// Process exit codes, shared by `tmdbsync run` and the Job workers (the Job's podFailurePolicy
 /// fails the Job at once on the fatal ones).

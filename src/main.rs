@@ -197,6 +197,9 @@ struct ControllerArgs {
     /// Name of the leader Lease.
     #[arg(long, default_value = "tmdbsync-controller")]
     lease_name: String,
+    /// Address of /healthz and /readyz (metrics join them with the chart issue).
+    #[arg(long, env = "TMDBSYNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
     /// Seconds a Lease stays valid without renewal (renewals every 2/15 of it, give up after 2/3).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
     lease_duration_secs: u64,
@@ -434,6 +437,11 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
         mirror_interval: std::time::Duration::from_secs(a.mirror_interval_secs),
         ..Default::default()
     };
+    let ready = tmdbsync::web::Readiness::default();
+    let listener = tokio::net::TcpListener::bind(a.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", a.metrics_addr))?;
+    tokio::spawn(tmdbsync::web::serve(listener, ready.clone()));
     let identity = a.instance.clone().unwrap_or_else(default_identity);
     let ctx = std::sync::Arc::new(tmdbsync::controller::Context::new(
         client.clone(),
@@ -442,6 +450,7 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
     ));
     if !a.leader_election {
         tracing::info!("controller starting (no leader election)");
+        ready.set(true);
         tmdbsync::controller::run(client, ctx).await;
         return Ok(ExitCode::Success);
     }
@@ -464,6 +473,7 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
         _ = tokio::signal::ctrl_c() => return Ok(ExitCode::Success),
     }
     tracing::info!(identity = %identity, "became the leader; controller starting");
+    ready.set(true);
     let handle = elector.renew_in_background();
     let lost = handle.lost();
     tokio::select! {

@@ -41,6 +41,8 @@ impl ControllerProcess {
                 "tmdbsync:e2e",
                 "--mirror-interval-secs",
                 "1",
+                "--metrics-addr",
+                "127.0.0.1:0",
             ])
             .args(extra)
             .env("KUBECONFIG", cluster.kubeconfig())

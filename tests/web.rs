@@ -1,0 +1,25 @@
+//! The controller's health endpoints.
+
+#[tokio::test]
+async fn health_endpoints_report_readiness() {
+    let ready = tmdbsync::web::Readiness::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(tmdbsync::web::serve(listener, ready.clone()));
+    let http = tmdbsync::http_client_builder().build().unwrap();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get("/healthz").await, 200);
+    assert_eq!(get("/readyz").await, 503);
+    ready.set(true);
+    assert_eq!(get("/readyz").await, 200);
+}
