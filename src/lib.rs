@@ -6,6 +6,8 @@
 pub mod api;
 /// The operator's reconcilers, Job builder and context.
 pub mod controller;
+/// OMDb client and models (enrichment).
+pub mod omdb;
 /// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
 pub mod plan;
 /// The Sync Health report rendered for a terminal.
@@ -44,7 +46,9 @@ pub enum ExitCode {
 impl From<&stage::StageError> for ExitCode {
     fn from(e: &stage::StageError) -> Self {
         match e {
-            stage::StageError::Credentials(_) => ExitCode::Credentials,
+            stage::StageError::Credentials(_) | stage::StageError::OmdbCredentials(_) => {
+                ExitCode::Credentials
+            }
             stage::StageError::Config(_) => ExitCode::Config,
             stage::StageError::Store(store::StoreError::InvalidUrl(_)) => ExitCode::Config,
             stage::StageError::Tmdb(_) | stage::StageError::Store(_) => ExitCode::Retryable,

@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use tmdbsync::ExitCode;
 use tmdbsync::plan::RunType;
+use tmdbsync::plan::enrich::{EnrichStage, StagePlan};
 use tmdbsync::plan::health::SyncHealth;
 use tmdbsync::stage::bulk::BulkOptions;
 use tmdbsync::stage::delta::DeltaOptions;
+use tmdbsync::stage::enrich::EnrichOptions;
 use tmdbsync::stage::{Engine, Progress, RunLabel, StageError};
 use tmdbsync::store::Store;
 use tmdbsync::tmdb::{ApiKey, TmdbClient, TmdbConfig};
@@ -121,12 +123,46 @@ struct EngineArgs {
 }
 
 #[derive(Args)]
+struct EnrichArgs {
+    /// OMDb base URL.
+    #[arg(long, env = "OMDB_URL", default_value = tmdbsync::omdb::DEFAULT_URL)]
+    omdb_url: String,
+    /// OMDb API key (without one the OMDb stage only records movies lacking an imdb id).
+    #[arg(long, env = "OMDB_API_KEY", hide_env_values = true)]
+    omdb_api_key: Option<String>,
+    /// OMDb calls per UTC day, across all runs.
+    #[arg(long, env = "TMDBSYNC_OMDB_DAILY_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(i32).range(0..))]
+    omdb_daily_limit: i32,
+    /// Cast members billed under this order count as key people (collaborations, PQS).
+    #[arg(long, env = "TMDBSYNC_TOP_CAST", default_value_t = tmdbsync::plan::enrich::DEFAULT_TOP_CAST, value_parser = clap::value_parser!(i32).range(1..))]
+    top_cast: i32,
+}
+
+/// `--stages` of `tmdbsync run`.
+#[derive(Clone)]
+struct StageList(Vec<StagePlan>);
+
+fn stage_list(s: &str) -> Result<StageList, String> {
+    tmdbsync::plan::enrich::parse_stages(s).map(StageList)
+}
+
+/// `--stages` of `tmdbsync worker enrich`.
+#[derive(Clone)]
+struct EnrichList(Vec<EnrichStage>);
+
+fn enrich_list(s: &str) -> Result<EnrichList, String> {
+    tmdbsync::plan::enrich::parse_enrich_stages(s).map(EnrichList)
+}
+
+#[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
     engine: EngineArgs,
-    /// Stages to run, in this order.
-    #[arg(long, value_delimiter = ',', default_value = "catalog,bulk,delta")]
-    stages: Vec<RunType>,
+    #[command(flatten)]
+    enrich: EnrichArgs,
+    /// Stages to run, in this order (`enrich` = omdb,collaborations,pqs).
+    #[arg(long, default_value = "catalog,bulk,delta", value_parser = stage_list)]
+    stages: StageList,
     /// Bulk pages (20 movies each) this run takes, from the first page not done.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i32).range(1..))]
     pages: i32,
@@ -141,6 +177,11 @@ struct WorkerArgs {
     stage: RunType,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    enrich: EnrichArgs,
+    /// Enrich: the enrichment stages to run.
+    #[arg(long = "stages", env = "TMDBSYNC_ENRICH_STAGES", default_value = "omdb,collaborations,pqs", value_parser = enrich_list)]
+    enrich_stages: EnrichList,
     /// The SyncRun this pod works for (all pods of the run share its counters).
     #[arg(long, env = "TMDBSYNC_RUN_NAME")]
     run_name: String,
@@ -324,20 +365,41 @@ async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
     })
 }
 
+fn enrich_options(a: &EnrichArgs, stages: Vec<EnrichStage>) -> Result<EnrichOptions, ExitCode> {
+    let key = a
+        .omdb_api_key
+        .as_deref()
+        .map(ApiKey::new)
+        .filter(|k| !k.is_empty());
+    let omdb = match key {
+        Some(key) => Some(
+            tmdbsync::omdb::OmdbClient::new(tmdbsync::omdb::OmdbConfig::new(&a.omdb_url, key))
+                .map_err(|e| fail((ExitCode::Retryable, e.to_string())))?,
+        ),
+        None => None,
+    };
+    Ok(EnrichOptions {
+        stages,
+        omdb,
+        omdb_daily_limit: a.omdb_daily_limit,
+        top_cast: a.top_cast,
+        ..Default::default()
+    })
+}
+
 async fn run_stage(
     engine: &Engine,
     stage: RunType,
     label: &RunLabel,
     bulk: BulkOptions,
     delta: DeltaOptions,
+    enrich: &EnrichOptions,
 ) -> Result<tmdbsync::stage::StageReport, StageError> {
     match stage {
         RunType::Catalog => tmdbsync::stage::catalog::run(engine, label).await,
         RunType::Bulk => tmdbsync::stage::bulk::run(engine, bulk, label).await,
         RunType::Delta => tmdbsync::stage::delta::run(engine, delta, label).await,
-        RunType::Enrich => Err(StageError::Config(
-            "the enrich stage is not available yet".into(),
-        )),
+        RunType::Enrich => tmdbsync::stage::enrich::run(engine, enrich, label).await,
     }
 }
 
@@ -359,8 +421,16 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         refresh_stale: a.refresh_stale,
     };
     let mut all_ok = true;
-    for stage in &a.stages {
-        match run_stage(&engine, *stage, &label, bulk, delta).await {
+    for plan in &a.stages.0 {
+        let (stage, stages) = match plan {
+            StagePlan::Tmdb(t) => (*t, Vec::new()),
+            StagePlan::Enrich(s) => (RunType::Enrich, s.clone()),
+        };
+        let enrich = match enrich_options(&a.enrich, stages) {
+            Ok(e) => e,
+            Err(code) => return Ok(code),
+        };
+        match run_stage(&engine, stage, &label, bulk, delta, &enrich).await {
             Ok(report) => {
                 eprintln!("tmdbsync: {stage}: {}", report.message);
                 all_ok &= report.succeeded;
@@ -409,8 +479,12 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
             .map(|(start, end)| tmdbsync::plan::windows::DeltaWindow { start, end }),
         refresh_stale: 0,
     };
+    let enrich = match enrich_options(&a.enrich, a.enrich_stages.0.clone()) {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
+    };
     tracing::info!(run = %a.run_name, stage = %a.stage, shard = a.shard_index, shards = a.shards, "worker starting");
-    match run_stage(&engine, a.stage, &label, bulk, delta).await {
+    match run_stage(&engine, a.stage, &label, bulk, delta, &enrich).await {
         Ok(report) => {
             eprintln!("tmdbsync: {}: {}", a.stage, report.message);
             Ok(if report.succeeded {

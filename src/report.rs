@@ -86,6 +86,7 @@ pub fn render(h: &SyncHealth) -> String {
             thousands(d.errors)
         );
     }
+    render_side_jobs(h, &mut s);
     let _ = writeln!(s);
     if h.errors_24h.is_empty() {
         let _ = writeln!(s, "Errors in the last 24 h: none");
@@ -117,6 +118,38 @@ pub fn render(h: &SyncHealth) -> String {
         }
     }
     s
+}
+
+/// "Side job status" lines and the missing-imdb alert.
+fn render_side_jobs(h: &SyncHealth, s: &mut String) {
+    let jobs = &h.side_jobs;
+    if jobs.stages.iter().all(|j| j.total == 0) {
+        return;
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Side job status");
+    for j in &jobs.stages {
+        let _ = writeln!(
+            s,
+            "  • {}: {:.1}% complete ({} / {})",
+            j.label,
+            j.percent,
+            thousands(j.done),
+            thousands(j.total)
+        );
+    }
+    if let Some(next) = &jobs.next_run {
+        let _ = writeln!(s, "  next enrichment run: {next}");
+    }
+    if jobs.missing_imdb_id > 0 {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Alerts");
+        let _ = writeln!(
+            s,
+            "  • {} movies missing OMDb data (no IMDb ID)",
+            thousands(jobs.missing_imdb_id)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub struct HealthInputs {
     pub errors_24h: BTreeMap<String, i64>,
     /// The newest runs, newest first.
     pub recent_runs: Vec<RunSummary>,
+    /// Per enrichment stage: live movies done and total.
+    pub side_job_counts: Vec<super::enrich::SideJobCounts>,
+    /// Live movies without an imdb id.
+    pub missing_imdb_id: i64,
 }
 
 /// Run totals for one day.
@@ -104,6 +108,8 @@ pub struct SyncHealth {
     pub last_7_days: Vec<DayRow>,
     pub errors_24h: BTreeMap<String, i64>,
     pub runs: Vec<RunSummary>,
+    /// Completion of OMDb, collaborations and PQS.
+    pub side_jobs: super::enrich::SideJobs,
 }
 
 impl SyncHealth {
@@ -181,6 +187,11 @@ impl SyncHealth {
             last_7_days,
             errors_24h: inputs.errors_24h.clone(),
             runs: inputs.recent_runs.clone(),
+            side_jobs: super::enrich::SideJobs {
+                stages: super::enrich::side_job_progress(&inputs.side_job_counts),
+                missing_imdb_id: inputs.missing_imdb_id,
+                next_run: None,
+            },
         }
     }
 

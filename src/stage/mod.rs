@@ -3,6 +3,7 @@
 pub mod bulk;
 pub mod catalog;
 pub mod delta;
+pub mod enrich;
 pub mod fetch;
 pub mod progress;
 pub mod writer;
@@ -26,6 +27,9 @@ pub enum StageError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// OMDb refused the credentials: the run stops at once.
+    #[error("{0}")]
+    OmdbCredentials(#[source] crate::omdb::OmdbError),
     /// The request makes no sense (bad range, missing catalog).
     #[error("{0}")]
     Config(String),
@@ -114,13 +118,20 @@ impl Engine {
             Ok((false, m)) => (RunStatus::Failed, m.clone()),
             Err(e) => (RunStatus::Failed, e.to_string()),
         };
-        if let Err(StageError::Credentials(e)) = &outcome {
+        let auth = match &outcome {
+            Err(StageError::Credentials(e)) => Some((e.category(), e.http_status(), e.to_string())),
+            Err(StageError::OmdbCredentials(e)) => {
+                Some((e.category(), e.http_status(), e.to_string()))
+            }
+            _ => None,
+        };
+        if let Some((category, http_status, message)) = auth {
             let mut tx = self.store.begin().await?;
             let record = crate::store::runs::ErrorRecord {
-                category: e.category(),
+                category,
                 movie_id: None,
-                http_status: e.http_status(),
-                message: e.to_string(),
+                http_status,
+                message,
                 attempts: 1,
             };
             runs::record_errors(&mut tx, run, &[record]).await?;

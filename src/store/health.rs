@@ -85,6 +85,8 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
         })
         .collect();
 
+    let (side_job_counts, missing_imdb_id) = super::pipeline::side_job_counts(store).await?;
+
     Ok(HealthInputs {
         tmdb_total: catalog.get("total"),
         imported: catalog.get("imported"),
@@ -95,5 +97,7 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
         days,
         errors_24h,
         recent_runs: recent,
+        side_job_counts,
+        missing_imdb_id,
     })
 }

@@ -2,9 +2,13 @@
 //! COPY, INSERT … SELECT) with bound parameters.
 
 pub mod catalog;
+pub mod collaborations;
 pub mod health;
 pub mod movies;
+pub mod omdb;
 pub mod pages;
+pub mod pipeline;
+pub mod pqs;
 pub mod runs;
 
 use std::str::FromStr;

@@ -1,0 +1,165 @@
+//! The OMDb stage: movies without an imdb id are recorded as such at no cost; the others are asked
+//! by imdb id (never asked first, most popular first), each call counted against the daily limit
+//! in Postgres before it is made. "Request limit reached!" ends the stage for the day without
+//! touching the movie; "Invalid API key!" ends the run (exit code 3).
+
+use futures::StreamExt;
+
+use super::{EnrichOptions, Tally};
+use crate::omdb::{OmdbError, OmdbLookup};
+use crate::stage::{Engine, StageError};
+use crate::store::omdb::{self as store_omdb, OmdbCandidate, OmdbOutcome};
+use crate::store::runs::{self, ErrorRecord, RunCounters};
+use crate::store::{Context, Store};
+
+/// Movies read per page (one transaction writes a page's outcomes).
+const PAGE: i64 = 100;
+/// Consecutive failures after which OMDb is considered down for this run.
+const MAX_FAILURES_IN_A_ROW: usize = 20;
+
+enum Call {
+    /// Today's budget is spent: no call was made.
+    OverBudget,
+    Made(Result<OmdbLookup, OmdbError>),
+}
+
+/// Asks OMDb about pending movies until none is left or the day's budget is spent.
+pub async fn run(
+    engine: &Engine,
+    options: &EnrichOptions,
+    tally: &mut Tally,
+) -> Result<String, StageError> {
+    let store = &engine.store;
+    let no_imdb = store_omdb::record_no_imdb_id(store).await?;
+    tally.add(no_imdb, no_imdb, 0);
+    tally.save().await?;
+    let Some(client) = options.omdb.clone() else {
+        tracing::warn!("no OMDb API key: OMDb lookups skipped");
+        return Ok(format!(
+            "{no_imdb} movies recorded without an imdb id; lookups skipped (no OMDb API key)"
+        ));
+    };
+    let limit = options.omdb_daily_limit;
+    let budget = (limit - store_omdb::calls_today(store).await?).max(0) as i64;
+    let pending = store_omdb::pending_count(store).await?;
+    let mut bar = engine
+        .progress
+        .task("omdb", pending.min(budget) as u64, "movies");
+    let (mut found, mut unknown, mut errors) = (0i64, 0i64, 0i64);
+    let mut failed: Vec<i64> = Vec::new();
+    let mut in_a_row = 0usize;
+    let mut stop: Option<String> = None;
+    while stop.is_none() {
+        let page = store_omdb::pending(store, PAGE, &failed).await?;
+        if page.is_empty() {
+            break;
+        }
+        let calls: Vec<(OmdbCandidate, Call)> = futures::stream::iter(page)
+            .map(|c| {
+                let client = client.clone();
+                async move {
+                    match store_omdb::reserve_call(store, limit).await {
+                        Ok(false) => Ok((c, Call::OverBudget)),
+                        Ok(true) => {
+                            let r = client.by_imdb_id(&c.imdb_id).await;
+                            Ok((c, Call::Made(r)))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffer_unordered(options.omdb_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let mut outcomes = Vec::new();
+        let mut records = Vec::new();
+        let mut fatal = None;
+        for (c, call) in calls {
+            match call {
+                Call::OverBudget => {
+                    stop.get_or_insert(format!("the daily limit of {limit} OMDb calls is reached"));
+                }
+                Call::Made(Ok(lookup)) => {
+                    in_a_row = 0;
+                    let outcome = match lookup {
+                        OmdbLookup::Found(m) => {
+                            found += 1;
+                            OmdbOutcome::Found(m)
+                        }
+                        OmdbLookup::NotFound => {
+                            unknown += 1;
+                            OmdbOutcome::NotFound
+                        }
+                        OmdbLookup::IncorrectId => {
+                            unknown += 1;
+                            OmdbOutcome::IncorrectId
+                        }
+                    };
+                    outcomes.push((c, outcome));
+                }
+                Call::Made(Err(OmdbError::LimitReached)) => {
+                    stop = Some("OMDb answered \"Request limit reached!\"".into());
+                }
+                Call::Made(Err(e)) if e.is_fatal() => fatal = Some(e),
+                Call::Made(Err(e)) => {
+                    in_a_row += 1;
+                    errors += 1;
+                    failed.push(c.movie_id);
+                    records.push(ErrorRecord {
+                        category: e.category(),
+                        movie_id: Some(c.movie_id),
+                        http_status: e.http_status(),
+                        message: e.to_string(),
+                        attempts: 1,
+                    });
+                }
+            }
+        }
+        let done = outcomes.len() as i64;
+        write_page(store, tally.run(), &outcomes, &records).await?;
+        tally.add(done + records.len() as i64, done, records.len() as i64);
+        tally.save().await?;
+        bar.inc(done as u64 + records.len() as u64);
+        if let Some(e) = fatal {
+            return Err(StageError::OmdbCredentials(e));
+        }
+        if in_a_row >= MAX_FAILURES_IN_A_ROW {
+            stop = Some(format!(
+                "stopped after {in_a_row} failed OMDb calls in a row"
+            ));
+        }
+    }
+    bar.finish();
+    if stop.as_deref().is_some_and(|s| s.contains("Request limit")) {
+        store_omdb::exhaust_today(store, limit).await?;
+    }
+    let mut message = format!(
+        "{found} found, {unknown} unknown to OMDb, {no_imdb} without an imdb id, {errors} errors"
+    );
+    if let Some(why) = stop {
+        message.push_str(&format!("; {why}, the rest waits for the next run"));
+    }
+    Ok(message)
+}
+
+async fn write_page(
+    store: &Store,
+    run: runs::RunId,
+    outcomes: &[(OmdbCandidate, OmdbOutcome)],
+    errors: &[ErrorRecord],
+) -> Result<(), StageError> {
+    let mut tx = store.begin().await?;
+    store_omdb::record_outcomes(&mut tx, outcomes).await?;
+    runs::record_errors(&mut tx, run, errors).await?;
+    if !errors.is_empty() {
+        let counters = RunCounters {
+            errors: errors.len() as i32,
+            ..Default::default()
+        };
+        runs::add_counts(&mut tx, run, &counters).await?;
+    }
+    tx.commit().await.context("committing OMDb outcomes")?;
+    Ok(())
+}
