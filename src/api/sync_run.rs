@@ -180,10 +180,48 @@ pub struct SyncRunStatus {
     pub movies_deleted: i32,
     #[serde(default)]
     pub errors: i32,
+    /// Enrich: what each stage did (movies), mirrored from the run's `sync_runs.metadata`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageCounters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// What one enrichment stage of a run did, in movies.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub struct StageCounters {
+    /// `omdb`, `collaborations` or `pqs`.
+    pub stage: String,
+    /// Movies looked at.
+    pub processed: i64,
+    /// Movies completed.
+    pub done: i64,
+    /// Movies that failed (pending again next run).
+    pub errors: i64,
+}
+
+impl From<crate::plan::enrich::StageCounters> for StageCounters {
+    fn from(c: crate::plan::enrich::StageCounters) -> Self {
+        StageCounters {
+            stage: c.stage,
+            processed: c.processed,
+            done: c.done,
+            errors: c.errors,
+        }
+    }
+}
+
+impl EnrichStage {
+    /// The stage's name in `TMDBSYNC_ENRICH_STAGES`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrichStage::Omdb => "omdb",
+            EnrichStage::Collaborations => "collaborations",
+            EnrichStage::Pqs => "pqs",
+        }
+    }
 }

@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
 use crate::ExitCode;
-use crate::api::sync_run::RunKind;
+use crate::api::sync_run::{EnrichStage, RunKind};
+use crate::api::tmdb_sync::EnrichmentSpec;
 use crate::api::{SyncRun, TmdbSync};
 use crate::plan::pages::PageRange;
 
@@ -118,6 +119,9 @@ pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
         vars.push(env("TMDBSYNC_WINDOW_START", &w.start));
         vars.push(env("TMDBSYNC_WINDOW_END", &w.end));
     }
+    if kind == RunKind::Enrich {
+        vars.extend(enrich_env(run, sync));
+    }
     let subcommand = match kind {
         RunKind::Catalog => "catalog",
         RunKind::Bulk => "bulk",
@@ -205,6 +209,50 @@ pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
     }
 }
 
+/// The stages a TmdbSync's `enrichment` spec enables, in running order.
+pub fn enabled_enrich_stages(e: &EnrichmentSpec) -> Vec<EnrichStage> {
+    [
+        (e.omdb.enabled, EnrichStage::Omdb),
+        (e.collaborations.enabled, EnrichStage::Collaborations),
+        (e.person_quality_score.enabled, EnrichStage::Pqs),
+    ]
+    .into_iter()
+    .filter_map(|(on, s)| on.then_some(s))
+    .collect()
+}
+
+/// An Enrich worker's settings: its stages (the run's, else the enabled ones) and OMDb access
+/// (the key only while OMDb is enabled).
+fn enrich_env(run: &SyncRun, sync: &TmdbSync) -> Vec<EnvVar> {
+    let e = &sync.spec.enrichment;
+    let stages = run
+        .spec
+        .stages
+        .clone()
+        .unwrap_or_else(|| enabled_enrich_stages(e));
+    let names: Vec<&str> = stages.iter().map(|s| s.as_str()).collect();
+    let mut vars = vec![
+        env("TMDBSYNC_ENRICH_STAGES", names.join(",")),
+        env(
+            "OMDB_URL",
+            e.omdb
+                .base_url
+                .as_deref()
+                .unwrap_or(crate::omdb::DEFAULT_URL),
+        ),
+        env(
+            "TMDBSYNC_OMDB_DAILY_LIMIT",
+            e.omdb.daily_limit.unwrap_or(1000).to_string(),
+        ),
+    ];
+    if e.omdb.enabled
+        && let Some(key) = &e.omdb.api_key_secret_ref
+    {
+        vars.push(secret_env("OMDB_API_KEY", key));
+    }
+    vars
+}
+
 /// The exit code a failed Job's pod failure policy matched, read from its condition message
 /// (the Job controller writes "... failed with exit code N matching FailJob rule ...").
 pub fn fatal_exit_code(message: &str) -> Option<i32> {
@@ -218,6 +266,67 @@ pub fn fatal_exit_code(message: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn objects(omdb_enabled: bool, stages: Option<&str>) -> (SyncRun, TmdbSync) {
+        let sync: TmdbSync = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tmdbsync.io/v1alpha1", "kind": "TmdbSync",
+            "metadata": {"name": "cine", "namespace": "media", "uid": "u1"},
+            "spec": {
+                "tmdb": {"apiKeySecretRef": {"name": "tmdb", "key": "api-key"}},
+                "database": {"urlSecretRef": {"name": "db", "key": "url"}},
+                "enrichment": {"omdb": {"enabled": omdb_enabled, "dailyLimit": 500,
+                    "apiKeySecretRef": {"name": "omdb", "key": "key"}},
+                    "personQualityScore": {"enabled": false}}
+            }
+        }))
+        .unwrap();
+        let mut spec = serde_json::json!({"syncRef": {"name": "cine"}, "type": "Enrich"});
+        if let Some(s) = stages {
+            spec["stages"] = serde_json::json!([s]);
+        }
+        let run: SyncRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun",
+            "metadata": {"name": "cine-enrich-1", "namespace": "media", "uid": "u2"},
+            "spec": spec
+        }))
+        .unwrap();
+        (run, sync)
+    }
+
+    fn job_env(run: &SyncRun, sync: &TmdbSync) -> BTreeMap<String, EnvVar> {
+        let plan = JobPlan {
+            image: "img".into(),
+            pods: 1,
+            pages: None,
+            ttl_seconds: 60,
+        };
+        let job = build_job(run, sync, &plan);
+        let c = &job.spec.unwrap().template.spec.unwrap().containers[0];
+        assert_eq!(c.args.as_deref().unwrap(), ["worker", "enrich"]);
+        c.env
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect()
+    }
+
+    #[test]
+    fn enrich_jobs_get_the_enabled_stages_and_the_omdb_key_only_when_omdb_is_on() {
+        let (run, sync) = objects(true, None);
+        let env = job_env(&run, &sync);
+        let value = |k: &str| env[k].value.clone().unwrap();
+        assert_eq!(value("TMDBSYNC_ENRICH_STAGES"), "omdb,collaborations");
+        assert_eq!(value("OMDB_URL"), crate::omdb::DEFAULT_URL);
+        assert_eq!(value("TMDBSYNC_OMDB_DAILY_LIMIT"), "500");
+        let key = env["OMDB_API_KEY"].value_from.clone().unwrap();
+        assert_eq!(key.secret_key_ref.unwrap().name, "omdb");
+
+        let (run, sync) = objects(false, Some("Pqs"));
+        let env = job_env(&run, &sync);
+        assert_eq!(env["TMDBSYNC_ENRICH_STAGES"].value.as_deref(), Some("pqs"));
+        assert!(!env.contains_key("OMDB_API_KEY"));
+    }
 
     #[test]
     fn fatal_exit_code_is_read_from_the_job_condition() {

@@ -103,11 +103,18 @@ fn queue_key(run: &SyncRun) -> (String, u8, String) {
     (at, rank, run.name_any())
 }
 
-/// The run this one waits for, if any: at most one TMDb-calling run per TmdbSync at a time.
-async fn blocker(ctx: &Context, run: &SyncRun) -> Result<Option<String>, Error> {
-    if !calls_tmdb(run.spec.run_type) {
-        return Ok(None);
+/// Whether a run of kind `mine` waits for an unfinished run of kind `other` queued before it: at
+/// most one TMDb-calling run per TmdbSync at a time; Enrich (no TMDb calls) waits for the Bulk and
+/// Delta runs scheduled at or before it, whose movies it enriches, and for an earlier Enrich run.
+fn waits_for(mine: RunKind, other: RunKind) -> bool {
+    match mine {
+        RunKind::Enrich => matches!(other, RunKind::Bulk | RunKind::Delta | RunKind::Enrich),
+        _ => calls_tmdb(other),
     }
+}
+
+/// The run this one waits for, if any (see `waits_for`).
+async fn blocker(ctx: &Context, run: &SyncRun) -> Result<Option<String>, Error> {
     let api: Api<SyncRun> =
         Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
     let mine = queue_key(run);
@@ -118,10 +125,14 @@ async fn blocker(ctx: &Context, run: &SyncRun) -> Result<Option<String>, Error> 
         .filter(|o| {
             o.spec.sync_ref.name == run.spec.sync_ref.name && o.name_any() != run.name_any()
         })
-        .filter(|o| calls_tmdb(o.spec.run_type))
+        .filter(|o| waits_for(run.spec.run_type, o.spec.run_type))
         .filter(|o| {
             let phase = o.status.as_ref().and_then(|s| s.phase);
             match phase {
+                // A later Bulk or Delta already running does not hold an Enrich run back.
+                Some(RunPhase::Running) if run.spec.run_type == RunKind::Enrich => {
+                    queue_key(o) < mine
+                }
                 Some(RunPhase::Running) => true,
                 Some(RunPhase::Succeeded | RunPhase::Failed) => false,
                 _ => queue_key(o) < mine,
@@ -143,9 +154,11 @@ async fn start(
         let next = SyncRunStatus {
             phase: Some(RunPhase::Pending),
             reason: Some("Waiting".into()),
-            message: Some(format!(
-                "waiting for {other} to finish (one TMDb run at a time)"
-            )),
+            message: Some(if run.spec.run_type == RunKind::Enrich {
+                format!("waiting for {other} to finish (enrichment follows the imports)")
+            } else {
+                format!("waiting for {other} to finish (one TMDb run at a time)")
+            }),
             ..status.clone()
         };
         patch_status(ctx, run, &status, next).await?;
@@ -314,6 +327,13 @@ async fn observe_job(
         next.errors = row.errors_count;
         if row.message.is_some() {
             next.message = row.message;
+        }
+        if run.spec.run_type == RunKind::Enrich {
+            next.stages = crate::store::pipeline::stage_counters_by_name(store, &run.name_any())
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
         }
     }
     let conditions = job
@@ -492,6 +512,24 @@ async fn patch_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enrich_waits_for_imports_and_earlier_enrichment_but_never_holds_tmdb_runs() {
+        use RunKind::*;
+        let cases = [
+            (Enrich, Bulk, true),
+            (Enrich, Delta, true),
+            (Enrich, Enrich, true),
+            (Enrich, Catalog, false),
+            (Bulk, Enrich, false),
+            (Delta, Enrich, false),
+            (Delta, Bulk, true),
+            (Catalog, Delta, true),
+        ];
+        for (mine, other, want) in cases {
+            assert_eq!(waits_for(mine, other), want, "{mine:?} behind {other:?}");
+        }
+    }
 
     #[test]
     fn durations_read_like_kubectl() {

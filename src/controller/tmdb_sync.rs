@@ -10,11 +10,14 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::job::enabled_enrich_stages;
 use super::sync_run::SCHEDULED_AT;
 use super::{Context, Error};
 use crate::api::conditions::{DesiredCondition, merge};
 use crate::api::sync_run::{RunKind, SyncRef, SyncRunSpec, Trigger};
-use crate::api::tmdb_sync::{DeltaStart, LastRun, LastRuns, NextRuns, ProgressStatus};
+use crate::api::tmdb_sync::{
+    DeltaStart, LastRun, LastRuns, NextRuns, ProgressStatus, SideJobStatus,
+};
 use crate::api::{FIELD_MANAGER, RunPhase, SyncPhase, SyncRun, TmdbSync, TmdbSyncStatus};
 use crate::plan::RunType;
 use crate::plan::health::SyncHealth;
@@ -37,7 +40,8 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
     let parse = |expr: &str| Schedule::parse(expr, tz);
     let bulk_schedule = parse(&sync.spec.bulk.schedule).map_err(|e| e.to_string());
     let delta_schedule = parse(&sync.spec.delta.schedule).map_err(|e| e.to_string());
-    for s in [&bulk_schedule, &delta_schedule] {
+    let enrich_schedule = parse(&sync.spec.enrichment.schedule).map_err(|e| e.to_string());
+    for s in [&bulk_schedule, &delta_schedule, &enrich_schedule] {
         if let Err(e) = s {
             problems.push(("InvalidSpec", e.clone()));
         }
@@ -63,6 +67,19 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
         {
             Ok(url) => database_url = Some(url),
             Err(p) => problems.push(("SecretNotFound", format!("database URL: {p}"))),
+        }
+        let omdb = &sync.spec.enrichment.omdb;
+        match (omdb.enabled, &omdb.api_key_secret_ref) {
+            (true, None) => problems.push((
+                "InvalidSpec",
+                "enrichment.omdb is enabled without apiKeySecretRef".into(),
+            )),
+            (true, Some(key)) => {
+                if let Err(p) = ctx.secret_value(&ns, key).await? {
+                    problems.push(("SecretNotFound", format!("OMDb API key: {p}")));
+                }
+            }
+            _ => {}
         }
     }
     if let Some((reason, _)) = problems.first() {
@@ -96,10 +113,12 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
         // Secrets are not watched: look again in a while (no hot loop, no crash loop).
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
-    let (bulk_schedule, delta_schedule) = (
+    let (bulk_schedule, delta_schedule, enrich_schedule) = (
         bulk_schedule.expect("valid"),
         delta_schedule.expect("valid"),
+        enrich_schedule.expect("valid"),
     );
+    let enrich_enabled = !enabled_enrich_stages(&sync.spec.enrichment).is_empty();
     let store = match ctx.store(database_url.as_deref().expect("url")).await {
         Ok(s) => s,
         Err(e) => {
@@ -149,7 +168,7 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
     let created = sync.creation_timestamp().map_or(now, |t| from_k8s(&t.0));
     let mut last_scheduled = previous.last_schedule_times.clone().unwrap_or_default();
     if !sync.spec.suspend {
-        let plans: [(bool, &Schedule, &[RunType], &mut Option<String>); 2] = [
+        let plans: [(bool, &Schedule, &[RunType], &mut Option<String>); 3] = [
             (
                 sync.spec.bulk.enabled,
                 &bulk_schedule,
@@ -162,6 +181,12 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
                 &delta_schedule,
                 &[RunType::Delta],
                 &mut last_scheduled.delta,
+            ),
+            (
+                enrich_enabled,
+                &enrich_schedule,
+                &[RunType::Enrich],
+                &mut last_scheduled.enrich,
             ),
         ];
         for (enabled, schedule, types, last) in plans {
@@ -315,7 +340,10 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
             .next_after(now)
             .filter(|_| sync.spec.delta.enabled)
             .map(rfc3339),
-        enrich: None,
+        enrich: enrich_schedule
+            .next_after(now)
+            .filter(|_| enrich_enabled)
+            .map(rfc3339),
     };
     let next = TmdbSyncStatus {
         observed_generation: sync.metadata.generation,
@@ -340,7 +368,17 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
         last_runs: Some(last_runs),
         next_runs: Some(next_runs.clone()),
         last_schedule_times: Some(last_scheduled),
-        side_jobs: previous.side_jobs.clone(),
+        side_jobs: health
+            .side_jobs
+            .stages
+            .iter()
+            .map(|j| SideJobStatus {
+                stage: j.stage.as_str().into(),
+                completed: j.done,
+                total: j.total,
+                percent: j.percent,
+            })
+            .collect(),
         conditions: merge(
             &previous.conditions,
             &desired,
@@ -361,14 +399,18 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
         .await;
     }
     // Wake at the next due time (the earliest of the schedules), and at least every 5 minutes.
-    let wake = [next_runs.bulk.as_deref(), next_runs.delta.as_deref()]
-        .into_iter()
-        .flatten()
-        .filter_map(parse_time)
-        .min()
-        .map_or(Duration::from_secs(300), |t| {
-            Duration::from_secs(((t - now).num_seconds().max(0) as u64 + 1).min(300))
-        });
+    let wake = [
+        next_runs.bulk.as_deref(),
+        next_runs.delta.as_deref(),
+        next_runs.enrich.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(parse_time)
+    .min()
+    .map_or(Duration::from_secs(300), |t| {
+        Duration::from_secs(((t - now).num_seconds().max(0) as u64 + 1).min(300))
+    });
     Ok(Action::requeue(wake))
 }
 
