@@ -667,3 +667,106 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
     assert_eq!(phase(&r), Some(RunPhase::Succeeded), "{:?}", r.status);
     assert!(b.log().contains("became the leader"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_enrich_runs_follow_the_imports_and_report_per_stage_counters() {
+    let cluster = Cluster::shared();
+    install_crds(cluster);
+    let ns = cluster.namespace("e2e-enrich");
+    let db = TestDb::start();
+    let sim = start_sim(300).await;
+    secrets(cluster, &ns, API_KEY, &db.url);
+    cluster.kubectl_ok([
+        "-n",
+        &ns,
+        "create",
+        "secret",
+        "generic",
+        "omdb",
+        "--from-literal=key=omdb-e2e-key-91c2",
+    ]);
+    let _controller = ControllerProcess::start(cluster, &ns, &[]);
+    let mut spec = tmdb_sync(&sim, "* * * * *");
+    spec["spec"]["enrichment"] = json!({
+        "schedule": "* * * * *",
+        "omdb": {"enabled": true, "baseUrl": sim.omdb_url(), "dailyLimit": 40,
+                 "apiKeySecretRef": {"name": "omdb", "key": "key"}}
+    });
+    cluster.kubectl_stdin(["-n", &ns, "apply", "-f", "-"], &spec.to_string());
+
+    let client = cluster.client();
+    let syncs: Api<TmdbSync> = Api::namespaced(client.clone(), &ns);
+    let runs: Api<SyncRun> = Api::namespaced(client.clone(), &ns);
+    let sync = wait_for(&syncs, "cinegraph", Duration::from_secs(180), |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.last_runs
+                .as_ref()
+                .and_then(|l| l.enrich.as_ref())
+                .is_some_and(|e| e.phase == RunPhase::Succeeded)
+                && st
+                    .side_jobs
+                    .iter()
+                    .any(|j| j.stage == "pqs" && j.percent == 100.0)
+        })
+    })
+    .await;
+    let status = sync.status.unwrap();
+    assert!(status.next_runs.unwrap().enrich.is_some());
+    let jobs: Vec<(&str, i64, i64)> = status
+        .side_jobs
+        .iter()
+        .map(|j| (j.stage.as_str(), j.completed, j.total))
+        .collect();
+    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    assert!(jobs.iter().all(|j| j.2 == 300), "{jobs:?}");
+    assert!(jobs[0].1 >= 40, "OMDb answers and no-imdb movies: {jobs:?}");
+
+    let all = runs.list(&ListParams::default()).await.unwrap().items;
+    let enrich_name = status.last_runs.unwrap().enrich.unwrap().name;
+    let enrich = all
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(enrich_name.as_str()))
+        .unwrap();
+    let st = enrich.status.as_ref().unwrap();
+    let stages: Vec<&str> = st.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, ["omdb", "collaborations", "pqs"], "{st:?}");
+    assert!(st.stages[1].done > 0, "{st:?}");
+    // It started only after the Bulk and Delta runs of its minute had finished.
+    let minute = enrich_name.rsplit('-').next().unwrap();
+    for t in ["bulk", "delta"] {
+        let name = format!("cinegraph-{t}-{minute}");
+        let import = all
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} exists"));
+        let done = import
+            .status
+            .as_ref()
+            .unwrap()
+            .completed_at
+            .clone()
+            .unwrap();
+        assert!(
+            st.started_at.clone().unwrap() >= done,
+            "{name} finished first"
+        );
+    }
+    let omdb_calls: i64 =
+        sqlx::query_scalar("SELECT COALESCE(sum(calls), 0) FROM omdb_daily_calls")
+            .fetch_one(db.store().await.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        omdb_calls, 40,
+        "the daily limit holds across scheduled runs"
+    );
+    let everything = format!(
+        "{}\n{}",
+        cluster.kubectl_ok(["-n", &ns, "get", "tmdbsyncs,syncruns,jobs", "-o", "yaml"]),
+        pod_logs(cluster, &ns),
+    );
+    assert!(
+        !everything.contains("omdb-e2e-key-91c2"),
+        "the OMDb key leaked"
+    );
+}
