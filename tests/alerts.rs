@@ -46,8 +46,8 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
         stdout.contains("SUCCESS: 5 rules found"),
         "promtool check rules should find the 5 alerts:\n{stdout}"
     );
-    let (passed, failed) =
-        tally(&stdout).unwrap_or_else(|| panic!("no `promtool: N passed, M failed` line:\n{stdout}"));
+    let (passed, failed) = tally(&stdout)
+        .unwrap_or_else(|| panic!("no `promtool: N passed, M failed` line:\n{stdout}"));
     assert_eq!(failed, 0, "{stdout}");
     assert!(
         passed >= MIN_RULE_TESTS,
