@@ -281,3 +281,24 @@ pub async fn set_message(store: &Store, run: RunId, message: &str) -> Result<()>
         .context("recording a run message")?;
     Ok(())
 }
+
+/// Adds TMDb response counts (per status class) to a run; every pod of a run adds its own.
+pub async fn add_requests(store: &Store, run: RunId, counts: &[(&str, i64)]) -> Result<()> {
+    let (class, n): (Vec<&str>, Vec<i64>) = counts.iter().filter(|(_, n)| *n > 0).copied().unzip();
+    if class.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO run_requests (run_id, status_class, requests)
+         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[])
+         ON CONFLICT (run_id, status_class) DO UPDATE
+             SET requests = run_requests.requests + EXCLUDED.requests",
+    )
+    .bind(run)
+    .bind(&class)
+    .bind(&n)
+    .execute(store.pool())
+    .await
+    .context("recording request counts")?;
+    Ok(())
+}
