@@ -193,14 +193,17 @@ pub async fn finish_run(
     Ok(())
 }
 
+/// The columns of [`RunRow`].
+const RUN_COLUMNS: &str =
+    "id, name, run_type, trigger, status, started_at, completed_at, pages_total,
+    pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted, errors_count,
+    message";
+
 /// One run by id.
 pub async fn get_run(store: &Store, run: RunId) -> Result<RunRow> {
-    sqlx::query_as(
-        "SELECT id, name, run_type, trigger, status, started_at, completed_at, pages_total,
-             pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
-             errors_count, message
-         FROM sync_runs WHERE id = $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"
+    )))
     .bind(run)
     .fetch_one(store.pool())
     .await
@@ -209,12 +212,9 @@ pub async fn get_run(store: &Store, run: RunId) -> Result<RunRow> {
 
 /// One run by its resource name.
 pub async fn get_run_by_name(store: &Store, name: &str) -> Result<Option<RunRow>> {
-    sqlx::query_as(
-        "SELECT id, name, run_type, trigger, status, started_at, completed_at, pages_total,
-             pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
-             errors_count, message
-         FROM sync_runs WHERE name = $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE name = $1"
+    )))
     .bind(name)
     .fetch_optional(store.pool())
     .await
@@ -223,12 +223,9 @@ pub async fn get_run_by_name(store: &Store, name: &str) -> Result<Option<RunRow>
 
 /// The most recent runs, newest first.
 pub async fn recent_runs(store: &Store, limit: i64) -> Result<Vec<RunRow>> {
-    sqlx::query_as(
-        "SELECT id, name, run_type, trigger, status, started_at, completed_at, pages_total,
-             pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
-             errors_count, message
-         FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $1"
+    )))
     .bind(limit)
     .fetch_all(store.pool())
     .await
