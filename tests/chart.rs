@@ -598,7 +598,7 @@ async fn finished(runs: &Api<SyncRun>, name: &str, timeout: Duration) -> SyncRun
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_wide_install_grants_exactly_the_rules_in_any_namespace() {
+async fn cluster_wide_install_grants_exactly_the_rules_in_any_namespace_and_the_examples_fit() {
     let cluster = Cluster::shared();
     let ns = cluster.namespace("chart-cluster");
     let other = cluster.namespace("chart-cluster-other");
@@ -675,6 +675,20 @@ async fn cluster_wide_install_grants_exactly_the_rules_in_any_namespace() {
         &ns
     ));
     assert!(!can("create", "leases.coordination.k8s.io", &other));
+
+    // The examples the README and NOTES.txt point to fit the installed CRDs.
+    ensure_crds(cluster);
+    for example in ["secrets.yaml", "tmdbsync.yaml", "syncrun-manual.yaml"] {
+        let path = format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR"));
+        cluster.kubectl_ok([
+            "apply",
+            "--dry-run=server",
+            "--namespace",
+            other.name(),
+            "-f",
+            &path,
+        ]);
+    }
     drop(release);
 }
 
