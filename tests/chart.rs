@@ -729,6 +729,10 @@ async fn helm_installed_operator_syncs_the_catalog_with_only_the_charts_rbac() {
     apply_run(cluster, &ns, "import", "Bulk");
     let bulk = finished(&runs, "import", Duration::from_secs(120)).await;
     assert_eq!(bulk.status.as_ref().unwrap().movies_imported, 300);
+    assert!(
+        bulk.owner_references().iter().any(|o| o.kind == "TmdbSync"),
+        "the manual run is adopted (syncruns patch)"
+    );
     let store = db.store().await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM movies")
         .fetch_one(store.pool())
@@ -744,6 +748,18 @@ async fn helm_installed_operator_syncs_the_catalog_with_only_the_charts_rbac() {
         .clone();
     assert_eq!(image.as_deref(), Some("tmdbsync:chart-e2e"));
 
+    // Scheduling creates runs (syncruns create): a delta every minute from now on.
+    cluster.kubectl_ok([
+        "-n",
+        ns.name(),
+        "patch",
+        "tmdbsync",
+        "cinegraph",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"delta":{"schedule":"* * * * *"}}}"#,
+    ]);
+
     // A second Catalog run makes the first one excess history: pruned (delete).
     apply_run(cluster, &ns, "reload-catalog", "Catalog");
     finished(&runs, "reload-catalog", Duration::from_secs(90)).await;
@@ -755,6 +771,23 @@ async fn helm_installed_operator_syncs_the_catalog_with_only_the_charts_rbac() {
                 .await
                 .unwrap()
                 .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the controller schedules a Delta run at the next minute and it succeeds",
+        Duration::from_secs(150),
+        || async {
+            runs.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|r| {
+                    r.name_any().starts_with("cinegraph-delta-")
+                        && r.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Succeeded)
+                })
                 .then_some(())
         },
     )
@@ -782,6 +815,7 @@ async fn helm_installed_operator_syncs_the_catalog_with_only_the_charts_rbac() {
 
     let log = cluster.pod_log(&ns, &pod_name);
     assert!(log.contains("became the leader"), "{log}");
+    assert!(log.contains("renewed the lease"), "leases update: {log}");
     assert!(
         !log.contains("forbidden") && !log.contains("Forbidden"),
         "the chart's RBAC refused something:\n{log}"
