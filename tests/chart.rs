@@ -610,22 +610,17 @@ async fn cluster_wide_install_grants_exactly_the_rules_in_any_namespace_and_the_
         &["replicaCount=0".into(), "image.repository=tmdbsync".into()],
     );
     let sa = format!("system:serviceaccount:{ns}:{}", release.fullname());
-    let can = |verb: &str, resource: &str, namespace: &str| {
-        let out = cluster.kubectl([
-            "auth",
-            "can-i",
-            verb,
-            resource,
-            "--namespace",
-            namespace,
-            "--as",
-            &sa,
-        ]);
+    // `kubectl auth can-i <args> -n <namespace>` as the chart's ServiceAccount.
+    let can = |args: &[&str], namespace: &str| {
+        let mut full = vec!["auth", "can-i"];
+        full.extend_from_slice(args);
+        full.extend(["--namespace", namespace, "--as", &sa]);
+        let out = cluster.kubectl(&full);
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     };
     for (group, resource, verbs) in expected_rules() {
         let (resource, sub) = match resource.split_once('/') {
-            Some((r, s)) => (r, Some(s)),
+            Some((r, s)) => (r, Some(format!("--subresource={s}"))),
             None => (resource, None),
         };
         let qualified = if group.is_empty() {
@@ -633,48 +628,35 @@ async fn cluster_wide_install_grants_exactly_the_rules_in_any_namespace_and_the_
         } else {
             format!("{resource}.{group}")
         };
-        let target = match sub {
-            Some(s) => format!("{qualified} --subresource={s}"),
-            None => qualified.clone(),
-        };
         for verb in [
             "get", "list", "watch", "create", "update", "patch", "delete",
         ] {
-            let mut args = vec![
-                "auth".to_string(),
-                "can-i".into(),
-                verb.into(),
-                qualified.clone(),
-                "--namespace".into(),
-                other.to_string(),
-                "--as".into(),
-                sa.clone(),
-            ];
-            if let Some(s) = sub {
-                args.push(format!("--subresource={s}"));
-            }
-            let out = cluster.kubectl(&args);
-            let allowed = String::from_utf8_lossy(&out.stdout).trim() == "yes";
+            let mut args = vec![verb, qualified.as_str()];
+            args.extend(sub.as_deref());
             assert_eq!(
-                allowed,
+                can(&args, &other),
                 verbs.contains(&verb),
-                "{verb} {target} in another namespace"
+                "can-i {args:?} in another namespace"
             );
         }
     }
-    assert!(!can("list", "secrets", &other), "secrets are read by name");
-    assert!(!can("get", "configmaps", &other));
-    assert!(!can("create", "pods", &other));
+    assert!(
+        !can(&["list", "secrets"], &other),
+        "secrets are read by name"
+    );
+    assert!(!can(&["get", "configmaps"], &other));
+    assert!(!can(&["create", "pods"], &other));
     // The Lease only in the release namespace, get/update only by name.
     let lease = format!("leases.coordination.k8s.io/{}", release.fullname());
-    assert!(can("create", "leases.coordination.k8s.io", &ns));
-    assert!(can("update", &lease, &ns));
+    assert!(can(&["create", "leases.coordination.k8s.io"], &ns));
+    assert!(can(&["get", &lease], &ns));
+    assert!(can(&["update", &lease], &ns));
     assert!(!can(
-        "update",
-        "leases.coordination.k8s.io/someone-else",
+        &["update", "leases.coordination.k8s.io/someone-else"],
         &ns
     ));
-    assert!(!can("create", "leases.coordination.k8s.io", &other));
+    assert!(!can(&["delete", &lease], &ns));
+    assert!(!can(&["create", "leases.coordination.k8s.io"], &other));
 
     // The examples the README and NOTES.txt point to fit the installed CRDs.
     ensure_crds(cluster);
