@@ -474,13 +474,14 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
         &identity,
         timing,
     );
+    // A standby is ready: it is healthy and can take over, so rolling updates can proceed.
+    ready.set(true);
     tracing::info!(identity = %identity, lease = %a.lease_name, "waiting to become the leader");
     tokio::select! {
         r = elector.acquire() => r.context("acquiring the leader lease")?,
         _ = tokio::signal::ctrl_c() => return Ok(ExitCode::Success),
     }
     tracing::info!(identity = %identity, "became the leader; controller starting");
-    ready.set(true);
     let handle = elector.renew_in_background();
     let lost = handle.lost();
     tokio::select! {

@@ -1,5 +1,6 @@
 //! The controller's HTTP endpoints: `/metrics` (Prometheus text format), `/healthz` (the process
-//! serves) and `/readyz` (the reconcilers run: this replica leads, or needs no election).
+//! serves) and `/readyz` (connected to the API server: reconciling, or a standby ready to take over
+//! the leader Lease).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
