@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# Renders charts/tmdbsync/files/alert-rules.yaml (a Helm template) into a plain Prometheus rules
-# file on stdout. Extra arguments go to `helm template` (e.g. --set alerts.for.runFailed=0s).
-#
-# With the chart's templates/prometheusrule.yaml present, the real chart is rendered
-# (--show-only that template) and the PrometheusRule's `spec` is taken out of it. Without it (or when
-# that renders nothing, e.g. disabled by default), a throwaway chart in a temp dir renders the file
-# with the same `tpl` call and the chart's values.yaml (when there is one).
+# Renders the chart's alert rules (charts/tmdbsync/files/alert-rules.yaml, a Helm template) into a
+# plain Prometheus rules file on stdout: `helm template` of the chart with --show-only
+# templates/prometheusrule.yaml and prometheusRule.enabled=true (values checked against the chart's
+# schema), then the PrometheusRule's `spec`. Extra arguments go to helm
+# (e.g. --set alerts.for.runFailed=0s).
 #
 # helm: $HELM, else `helm` on PATH, else the one scripts/build-control-plane.sh builds and caches.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 chart="$root/charts/tmdbsync"
-rules="$chart/files/alert-rules.yaml"
 
 find_helm() {
   if [ -n "${HELM:-}" ]; then echo "$HELM"; return; fi
@@ -28,37 +25,19 @@ find_helm() {
 }
 helm="$(find_helm)"
 
-# The PrometheusRule's spec, de-indented: everything under the top-level `spec:` key.
-spec_of() {
-  awk '
-    /^spec:[[:space:]]*$/ { inside = 1; next }
-    inside && /^[^[:space:]#-]/ { inside = 0 }
-    inside && /^---/ { inside = 0 }
-    inside { sub(/^  /, ""); print }
-  '
-}
+manifest="$("$helm" template tmdbsync "$chart" --show-only templates/prometheusrule.yaml \
+  --set prometheusRule.enabled=true "$@")"
 
-if [ -f "$chart/templates/prometheusrule.yaml" ] && [ -f "$chart/Chart.yaml" ]; then
-  errors="$(mktemp)"
-  trap 'rm -f "$errors"' EXIT
-  out="$("$helm" template tmdbsync "$chart" --show-only templates/prometheusrule.yaml "$@" 2>"$errors" | spec_of || true)"
-  if printf '%s\n' "$out" | grep -q '^groups:'; then
-    echo "[render-rules] rendered with the chart's templates/prometheusrule.yaml" >&2
-    printf '%s\n' "$out"
-    exit 0
-  fi
-  echo "[render-rules] the chart's PrometheusRule rendered no groups ($(tr '\n' ' ' < "$errors")); using a throwaway chart" >&2
+# Everything under the manifest's top-level `spec:` key, de-indented by two spaces.
+rules="$(printf '%s\n' "$manifest" | awk '
+  /^spec:[[:space:]]*$/ { inside = 1; next }
+  inside && /^[^[:space:]#-]/ { inside = 0 }
+  inside && /^---/ { inside = 0 }
+  inside { sub(/^  /, ""); print }
+')"
+if ! printf '%s\n' "$rules" | grep -q '^groups:'; then
+  echo "[render-rules] the PrometheusRule has no spec.groups:" >&2
+  printf '%s\n' "$manifest" >&2
+  exit 1
 fi
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp" "${errors:-}"' EXIT
-mkdir -p "$tmp/chart/templates" "$tmp/chart/files"
-cat > "$tmp/chart/Chart.yaml" <<'YAML'
-apiVersion: v2
-name: tmdbsync-alert-rules
-version: 0.0.0
-YAML
-cp "$rules" "$tmp/chart/files/alert-rules.yaml"
-if [ -f "$chart/values.yaml" ]; then cp "$chart/values.yaml" "$tmp/chart/values.yaml"; fi
-printf '%s\n' '{{ tpl (.Files.Get "files/alert-rules.yaml") . }}' > "$tmp/chart/templates/rules.yaml"
-"$helm" template tmdbsync "$tmp/chart" --show-only templates/rules.yaml "$@" | sed '/^---$/d; /^# Source: /d'
+printf '%s\n' "$rules"
