@@ -8,6 +8,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The alert rules' unit tests (promtool) and the alerting end-to-end test (prometheus, alertmanager).
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 
 if [ "${#need[@]}" -gt 0 ]; then
   echo "[install-deps] installing: ${need[*]}" >&2
@@ -22,6 +25,21 @@ if command -v pg_lsclusters >/dev/null 2>&1 && [ "${STOP_SYSTEM_POSTGRES:-1}" = 
     pg_ctlcluster "$v" "$c" stop >/dev/null 2>&1 || true
   done
 fi
+# The Debian packages of Prometheus and Alertmanager (and the node exporter Prometheus recommends)
+# start system services on 9090/9093/9100; the tests start private processes on free ports instead.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  for unit in prometheus prometheus-alertmanager prometheus-node-exporter; do
+    if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit" 2>/dev/null; then
+      systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    fi
+  done
+fi
+# Without systemd (containers) the packages' init scripts may still have started the daemons.
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  if [ -x "/etc/init.d/$svc" ] && "/etc/init.d/$svc" status >/dev/null 2>&1; then
+    "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+  fi
+done
 if ! command -v cargo >/dev/null 2>&1; then
   echo "[install-deps] cargo is missing: this project needs a Rust toolchain (rustup)" >&2
   exit 1

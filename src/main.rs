@@ -238,7 +238,7 @@ struct ControllerArgs {
     /// Name of the leader Lease.
     #[arg(long, default_value = "tmdbsync-controller")]
     lease_name: String,
-    /// Address of /healthz and /readyz (metrics join them with the chart issue).
+    /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "TMDBSYNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
     /// Seconds a Lease stays valid without renewal (renewals every 2/15 of it, give up after 2/3).
@@ -362,6 +362,7 @@ async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
         include_adult: a.include_adult,
         concurrency: a.concurrency as usize,
         progress: Progress::auto(),
+        marks: Default::default(),
     })
 }
 
@@ -512,15 +513,21 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let ready = tmdbsync::web::Readiness::default();
+    let metrics = std::sync::Arc::new(tmdbsync::telemetry::metrics::Metrics::new());
     let listener = tokio::net::TcpListener::bind(a.metrics_addr)
         .await
         .with_context(|| format!("binding {}", a.metrics_addr))?;
-    tokio::spawn(tmdbsync::web::serve(listener, ready.clone()));
+    tokio::spawn(tmdbsync::web::serve(
+        listener,
+        ready.clone(),
+        metrics.clone(),
+    ));
     let identity = a.instance.clone().unwrap_or_else(default_identity);
     let ctx = std::sync::Arc::new(tmdbsync::controller::Context::new(
         client.clone(),
         config,
         Some(identity.clone()),
+        metrics,
     ));
     if !a.leader_election {
         tracing::info!("controller starting (no leader election)");
@@ -541,13 +548,14 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
         &identity,
         timing,
     );
+    // A standby is ready: it is healthy and can take over, so rolling updates can proceed.
+    ready.set(true);
     tracing::info!(identity = %identity, lease = %a.lease_name, "waiting to become the leader");
     tokio::select! {
         r = elector.acquire() => r.context("acquiring the leader lease")?,
         _ = tokio::signal::ctrl_c() => return Ok(ExitCode::Success),
     }
     tracing::info!(identity = %identity, "became the leader; controller starting");
-    ready.set(true);
     let handle = elector.renew_in_background();
     let lost = handle.lost();
     tokio::select! {

@@ -24,6 +24,7 @@ const API_KEY: &str = "e2e-secret-key-7f3a";
 struct ControllerProcess {
     child: Child,
     log: PathBuf,
+    metrics_addr: String,
 }
 
 impl ControllerProcess {
@@ -32,6 +33,10 @@ impl ControllerProcess {
             "tmdbsync-controller-{ns}-{}.log",
             fastrand::u32(..)
         ));
+        let metrics_addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
         let child = Command::new(BIN)
             .args([
                 "controller",
@@ -42,7 +47,7 @@ impl ControllerProcess {
                 "--mirror-interval-secs",
                 "1",
                 "--metrics-addr",
-                "127.0.0.1:0",
+                &metrics_addr,
             ])
             .args(extra)
             .env("KUBECONFIG", cluster.kubeconfig())
@@ -52,7 +57,24 @@ impl ControllerProcess {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start the controller");
-        ControllerProcess { child, log }
+        ControllerProcess {
+            child,
+            log,
+            metrics_addr,
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        tmdbsync::http_client_builder()
+            .build()
+            .unwrap()
+            .get(format!("http://{}/metrics", self.metrics_addr))
+            .send()
+            .await
+            .expect("metrics endpoint")
+            .text()
+            .await
+            .unwrap()
     }
 
     fn log(&self) -> String {
@@ -273,6 +295,30 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         "{table}"
     );
 
+    // The controller's metrics come from Postgres and the resources.
+    let metrics = controller.metrics().await;
+    let sel = format!(r#"namespace="{ns}",sync="cinegraph""#);
+    for line in [
+        format!("tmdbsync_imported_movies{{{sel}}} 500"),
+        format!("tmdbsync_catalog_movies{{{sel}}} 500"),
+        format!("tmdbsync_coverage_ratio{{{sel}}} 1"),
+    ] {
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    let requests_2xx = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("tmdbsync_tmdb_requests_total")
+                && l.contains(&sel)
+                && l.contains(r#"status_class="2xx""#)
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .expect("2xx request counter");
+    assert!(requests_2xx >= 500.0, "{requests_2xx}");
+    assert!(
+        metrics.contains(r#"result="succeeded""#) && metrics.contains("tmdbsync_reconcile_total")
+    );
+
     // A day passes; a manual Delta SyncRun brings the changes in.
     let advanced = support::sim_post(&sim, "/__sim/advance?days=1", json!({})).await;
     let changed: Vec<i64> = advanced["changed"]
@@ -309,9 +355,9 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         assert_eq!(json!(title), body["title"]);
     }
 
-    // Secrets never show up in statuses, events or logs.
+    // Secrets never show up in statuses, events, logs or metrics.
     let everything = format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{metrics}",
         cluster.kubectl_ok(["-n", &ns, "get", "tmdbsyncs,syncruns,jobs", "-o", "yaml"]),
         cluster.kubectl_ok(["-n", &ns, "get", "events", "-o", "yaml"]),
         controller.log(),

@@ -5,7 +5,8 @@ async fn health_endpoints_report_readiness() {
     let ready = tmdbsync::web::Readiness::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(tmdbsync::web::serve(listener, ready.clone()));
+    let metrics = std::sync::Arc::new(tmdbsync::telemetry::metrics::Metrics::new());
+    tokio::spawn(tmdbsync::web::serve(listener, ready.clone(), metrics));
     let http = tmdbsync::http_client_builder().build().unwrap();
     let get = |path: &'static str| {
         let http = http.clone();
@@ -22,4 +23,13 @@ async fn health_endpoints_report_readiness() {
     assert_eq!(get("/readyz").await, 503);
     ready.set(true);
     assert_eq!(get("/readyz").await, 200);
+    let body = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("tmdbsync_build_info{version=\""), "{body}");
 }

@@ -59,6 +59,7 @@ impl std::fmt::Display for SecretProblem {
 pub struct Context {
     pub client: Client,
     pub config: ControllerConfig,
+    pub metrics: std::sync::Arc<crate::telemetry::metrics::Metrics>,
     recorder: Recorder,
     stores: tokio::sync::Mutex<HashMap<String, Store>>,
     failures: Mutex<HashMap<String, u32>>,
@@ -66,7 +67,12 @@ pub struct Context {
 
 impl Context {
     /// Builds the context; `instance` names this replica in events.
-    pub fn new(client: Client, config: ControllerConfig, instance: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        config: ControllerConfig,
+        instance: Option<String>,
+        metrics: std::sync::Arc<crate::telemetry::metrics::Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: "tmdbsync-controller".into(),
             instance,
@@ -75,6 +81,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             config,
+            metrics,
             stores: tokio::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }

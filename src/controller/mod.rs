@@ -47,6 +47,22 @@ fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     )
 }
 
+/// Metrics and the backoff reset for one finished reconcile.
+fn record(
+    ctx: &Context,
+    kind: &str,
+    key: &str,
+    started: std::time::Instant,
+    r: &Result<Action, Error>,
+) {
+    let error = r.as_ref().err().map(Error::label);
+    ctx.metrics
+        .reconciled(kind, started.elapsed().as_secs_f64(), error);
+    if r.is_ok() {
+        ctx.succeeded(key);
+    }
+}
+
 fn error_policy<K: Resource<DynamicType = ()>>(
     obj: Arc<K>,
     error: &Error,
@@ -84,10 +100,9 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
                 let ctx2 = ctx.clone();
                 async move {
                     let k = key(obj.as_ref());
+                    let started = std::time::Instant::now();
                     let r = tmdb_sync::reconcile(obj, ctx).await;
-                    if r.is_ok() {
-                        ctx2.succeeded(&k);
-                    }
+                    record(&ctx2, "TmdbSync", &k, started, &r);
                     r
                 }
             },
@@ -107,10 +122,9 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
                 let ctx2 = ctx.clone();
                 async move {
                     let k = key(obj.as_ref());
+                    let started = std::time::Instant::now();
                     let r = sync_run::reconcile(obj, ctx).await;
-                    if r.is_ok() {
-                        ctx2.succeeded(&k);
-                    }
+                    record(&ctx2, "SyncRun", &k, started, &r);
                     r
                 }
             },

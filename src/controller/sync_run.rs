@@ -168,15 +168,7 @@ async fn start(
     let mut pages = None;
     let mut planned = status.planned_pages;
     if kind == RunKind::Bulk {
-        let max_ordinal: i64 =
-            sqlx::query_scalar("SELECT COALESCE(max(ordinal), 0) FROM catalog_ids")
-                .fetch_one(store.pool())
-                .await
-                .map_err(|source| crate::store::StoreError::Query {
-                    context: "reading the catalog size",
-                    source,
-                })?;
-        let total = total_pages(max_ordinal);
+        let total = total_pages(crate::store::catalog::max_ordinal(store).await?);
         let range = match (run.spec.pages, planned) {
             (Some(p), _) | (None, Some(p)) => Some(PageRange {
                 from: p.from,

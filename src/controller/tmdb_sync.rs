@@ -154,6 +154,14 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
     };
     let inputs = crate::store::health::health_inputs(&store, 0).await?;
     let health = SyncHealth::compute(&inputs, now.date_naive());
+    let totals = crate::store::health::metric_totals(&store).await?;
+    let side_jobs: Vec<(String, f64)> = previous
+        .side_jobs
+        .iter()
+        .map(|j| (j.stage.clone(), j.percent / 100.0))
+        .collect();
+    ctx.metrics
+        .observe_sync(&ns, &name, &health, &totals, &side_jobs);
 
     let runs_api: Api<SyncRun> = Api::namespaced(ctx.client.clone(), &ns);
     let mut runs: Vec<SyncRun> = runs_api

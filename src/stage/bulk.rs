@@ -41,14 +41,7 @@ pub async fn run(
         .check_credentials()
         .await
         .map_err(StageError::from_tmdb)?;
-    let max_ordinal: i64 = sqlx::query_scalar("SELECT COALESCE(max(ordinal), 0) FROM catalog_ids")
-        .fetch_one(engine.store.pool())
-        .await
-        .map_err(|source| crate::store::StoreError::Query {
-            context: "reading the catalog size",
-            source,
-        })?;
-    let total = total_pages(max_ordinal);
+    let total = total_pages(catalog::max_ordinal(&engine.store).await?);
     if total == 0 {
         return Err(StageError::Config(
             "the catalog is empty: run the catalog stage first".into(),
@@ -104,15 +97,7 @@ async fn import_range(
         .filter(|e| todo.contains(&e.page))
         .map(|e| e.id)
         .collect();
-    let stored = {
-        let mut conn = engine.store.pool().acquire().await.map_err(|source| {
-            crate::store::StoreError::Query {
-                context: "acquiring a connection",
-                source,
-            }
-        })?;
-        crate::store::movies::stored_ids(&mut conn, &candidates).await?
-    };
+    let stored = crate::store::movies::stored_ids(&engine.store, &candidates).await?;
 
     let mut state: BTreeMap<i32, PageState> =
         todo.iter().map(|p| (*p, PageState::default())).collect();

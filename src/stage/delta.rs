@@ -13,7 +13,7 @@ use super::{Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
 use crate::plan::windows::{DeltaWindow, MAX_WINDOW_DAYS, delta_start, delta_windows};
 use crate::store::runs::{ErrorRecord, RunCounters, RunId};
-use crate::store::{StoreError, catalog, movies, pages};
+use crate::store::{catalog, movies, pages};
 use crate::tmdb::TmdbError;
 
 /// What a delta run covers.
@@ -134,20 +134,8 @@ async fn apply_window(
 ) -> Result<WindowOutcome, StageError> {
     let changed = list_changes(engine, window).await?;
     let ids: Vec<i64> = changed.keys().copied().collect();
-    let (stored, known) = {
-        let mut conn = engine
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(|source| StoreError::Query {
-                context: "acquiring a connection",
-                source,
-            })?;
-        let stored = movies::stored_ids(&mut conn, &ids).await?;
-        drop(conn);
-        (stored, catalog::known_ids(&engine.store, &ids).await?)
-    };
+    let stored = movies::stored_ids(&engine.store, &ids).await?;
+    let known = catalog::known_ids(&engine.store, &ids).await?;
     let mut skipped = 0;
     let mut items = Vec::new();
     for (id, adult) in &changed {
@@ -248,18 +236,7 @@ async fn list_changes(
 }
 
 async fn refresh_stale(engine: &Engine, writer: &Writer, limit: i64) -> Result<(), StageError> {
-    let ids = {
-        let mut conn = engine
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(|source| StoreError::Query {
-                context: "acquiring a connection",
-                source,
-            })?;
-        movies::stalest_ids(&mut conn, limit).await?
-    };
+    let ids = movies::stalest_ids(&engine.store, limit).await?;
     let mut rx = fetch_movies(
         engine.tmdb.clone(),
         ids.into_iter().map(|id| ((), id)).collect(),

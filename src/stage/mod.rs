@@ -59,7 +59,13 @@ pub struct Engine {
     pub concurrency: usize,
     /// Progress bars on a terminal, log lines otherwise.
     pub progress: Progress,
+    /// Per-run request counter snapshots (internal bookkeeping).
+    pub marks: std::sync::Arc<RequestMarks>,
 }
+
+/// Response counts of the shared client when a run opened, to attribute the difference to it.
+#[derive(Debug, Default)]
+pub struct RequestMarks(std::sync::Mutex<std::collections::HashMap<RunId, [u64; 6]>>);
 
 /// Names a run: standalone runs are anonymous; operator runs carry their SyncRun name. A named
 /// run is shared by the Job's pods and finished by the controller from the Job's outcome, so a pod
@@ -113,6 +119,20 @@ impl Engine {
         label: &RunLabel,
         outcome: Result<(bool, String), StageError>,
     ) -> Result<StageReport, StageError> {
+        let before = self
+            .marks
+            .0
+            .lock()
+            .expect("marks lock")
+            .remove(&run)
+            .unwrap_or_default();
+        let now = self.tmdb.stats().by_class();
+        let counts: Vec<(&str, i64)> = crate::tmdb::client::STATUS_CLASSES
+            .iter()
+            .zip(now.iter().zip(before.iter()))
+            .map(|(class, (n, b))| (*class, n.saturating_sub(*b) as i64))
+            .collect();
+        runs::add_requests(&self.store, run, &counts).await?;
         let (status, message) = match &outcome {
             Ok((true, m)) => (RunStatus::Completed, m.clone()),
             Ok((false, m)) => (RunStatus::Failed, m.clone()),

@@ -195,6 +195,14 @@ fn write_copy_row(buf: &mut Vec<u8>, line: &ExportLine) {
     }
 }
 
+/// The highest ordinal assigned (0 for an empty catalog); pages = ceil(this / 20).
+pub async fn max_ordinal(store: &Store) -> Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(max(ordinal), 0) FROM catalog_ids")
+        .fetch_one(store.pool())
+        .await
+        .context("reading the catalog size")
+}
+
 /// The latest export loaded, if any.
 pub async fn latest_export(store: &Store) -> Result<Option<CatalogLoadSummary>> {
     let row = sqlx::query(

@@ -101,3 +101,111 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
         missing_imdb_id,
     })
 }
+
+/// Run outcomes of one run type, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunTypeTotals {
+    pub run_type: String,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
+    /// The latest finished run failed.
+    pub last_failed: bool,
+    /// Errors over everything the latest finished run attempted, in percent.
+    pub last_error_rate_percent: f64,
+}
+
+/// Everything the metrics need from Postgres; totals, so they are right after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct MetricTotals {
+    pub by_type: Vec<RunTypeTotals>,
+    /// imported, updated, skipped, deleted
+    pub movies: [i64; 4],
+    pub errors: Vec<(String, i64)>,
+    pub requests: Vec<(String, i64)>,
+    /// `(run id, run type, seconds)` of runs finished in the last 30 days.
+    pub durations: Vec<(i64, String, f64)>,
+}
+
+/// Gathers the metric totals.
+pub async fn metric_totals(store: &Store) -> Result<MetricTotals> {
+    let pool = store.pool();
+    let mut by_type: Vec<RunTypeTotals> = sqlx::query(
+        "SELECT run_type, count(*) FILTER (WHERE status = 'completed') AS ok,
+             count(*) FILTER (WHERE status = 'failed') AS failed,
+             max(completed_at) FILTER (WHERE status = 'completed') AS last_success
+         FROM sync_runs GROUP BY run_type ORDER BY run_type",
+    )
+    .fetch_all(pool)
+    .await
+    .context("counting runs by type")?
+    .into_iter()
+    .map(|r| RunTypeTotals {
+        run_type: r.get("run_type"),
+        succeeded: r.get("ok"),
+        failed: r.get("failed"),
+        last_success: r.get("last_success"),
+        ..Default::default()
+    })
+    .collect();
+    let latest = sqlx::query(
+        "SELECT DISTINCT ON (run_type) run_type, status, movies_imported, movies_updated,
+             errors_count
+         FROM sync_runs WHERE status IN ('completed', 'failed')
+         ORDER BY run_type, completed_at DESC NULLS LAST, id DESC",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading the latest runs")?;
+    for r in latest {
+        let t: String = r.get("run_type");
+        if let Some(entry) = by_type.iter_mut().find(|e| e.run_type == t) {
+            entry.last_failed = r.get::<String, _>("status") == "failed";
+            entry.last_error_rate_percent = crate::plan::status::error_rate_percent(
+                r.get::<i32, _>("movies_imported").into(),
+                r.get::<i32, _>("movies_updated").into(),
+                r.get::<i32, _>("errors_count").into(),
+            );
+        }
+    }
+    let m = sqlx::query(
+        "SELECT COALESCE(sum(movies_imported), 0)::bigint AS i, COALESCE(sum(movies_updated), 0)::bigint AS u,
+             COALESCE(sum(movies_skipped), 0)::bigint AS s, COALESCE(sum(movies_deleted), 0)::bigint AS d
+         FROM sync_runs",
+    )
+    .fetch_one(pool)
+    .await
+    .context("summing movies")?;
+    let pairs = |sql: &'static str, context: &'static str| async move {
+        let rows = sqlx::query(sql).fetch_all(pool).await.context(context)?;
+        Ok::<_, super::StoreError>(
+            rows.into_iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    Ok(MetricTotals {
+        by_type,
+        movies: [m.get("i"), m.get("u"), m.get("s"), m.get("d")],
+        errors: pairs(
+            "SELECT category, count(*) FROM sync_errors GROUP BY category",
+            "counting errors",
+        )
+        .await?,
+        requests: pairs(
+            "SELECT status_class, sum(requests)::bigint FROM run_requests GROUP BY status_class",
+            "summing requests",
+        )
+        .await?,
+        durations: sqlx::query(
+            "SELECT id, run_type, extract(epoch FROM completed_at - started_at)::float8 AS secs
+             FROM sync_runs WHERE completed_at > now() - interval '30 days'",
+        )
+        .fetch_all(pool)
+        .await
+        .context("reading run durations")?
+        .into_iter()
+        .map(|r| (r.get("id"), r.get("run_type"), r.get("secs")))
+        .collect(),
+    })
+}

@@ -67,9 +67,6 @@ impl<T> Context<T> for std::result::Result<T, sqlx::Error> {
     }
 }
 
-/// The migrations embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// A connection pool to the tmdbsync database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -99,9 +96,13 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// Applies pending migrations (idempotent; safe to run from several processes).
+    /// Applies pending migrations (idempotent; safe to run from several processes). A database
+    /// already migrated by a newer version is accepted, so an older worker or controller keeps
+    /// running during a rolling upgrade (migrations only ever add).
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
     }
 
     /// The pool, for callers that run several store functions in one transaction.

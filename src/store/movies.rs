@@ -342,22 +342,22 @@ pub async fn mark_deleted(conn: &mut PgConnection, ids: &[i64]) -> Result<u64> {
 }
 
 /// Which of `ids` are already stored (imported at least once, deleted or not).
-pub async fn stored_ids(conn: &mut PgConnection, ids: &[i64]) -> Result<HashSet<i64>> {
+pub async fn stored_ids(store: &super::Store, ids: &[i64]) -> Result<HashSet<i64>> {
     let rows: Vec<i64> = sqlx::query_scalar("SELECT id FROM movies WHERE id = ANY($1)")
         .bind(ids)
-        .fetch_all(&mut *conn)
+        .fetch_all(store.pool())
         .await
         .context("looking up stored movies")?;
     Ok(rows.into_iter().collect())
 }
 
 /// The `limit` live movies fetched longest ago (for the stale-refresh budget).
-pub async fn stalest_ids(conn: &mut PgConnection, limit: i64) -> Result<Vec<i64>> {
+pub async fn stalest_ids(store: &super::Store, limit: i64) -> Result<Vec<i64>> {
     sqlx::query_scalar(
         "SELECT id FROM movies WHERE deleted_at IS NULL ORDER BY fetched_at, id LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(store.pool())
     .await
     .context("finding the stalest movies")
 }

@@ -193,14 +193,17 @@ pub async fn finish_run(
     Ok(())
 }
 
+/// The columns of [`RunRow`].
+const RUN_COLUMNS: &str =
+    "id, name, run_type, trigger, status, started_at, completed_at, pages_total,
+    pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted, errors_count,
+    message";
+
 /// One run by id.
 pub async fn get_run(store: &Store, run: RunId) -> Result<RunRow> {
-    sqlx::query_as(
-        "SELECT id, name, run_type, trigger, status, started_at, completed_at, pages_total,
-             pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
-             errors_count, message
-         FROM sync_runs WHERE id = $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"
+    )))
     .bind(run)
     .fetch_one(store.pool())
     .await
@@ -209,12 +212,9 @@ pub async fn get_run(store: &Store, run: RunId) -> Result<RunRow> {
 
 /// One run by its resource name.
 pub async fn get_run_by_name(store: &Store, name: &str) -> Result<Option<RunRow>> {
-    sqlx::query_as(
-        "SELECT id, name, run_type, trigger, status, started_at, completed_at, pages_total,
-             pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
-             errors_count, message
-         FROM sync_runs WHERE name = $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE name = $1"
+    )))
     .bind(name)
     .fetch_optional(store.pool())
     .await
@@ -223,12 +223,9 @@ pub async fn get_run_by_name(store: &Store, name: &str) -> Result<Option<RunRow>
 
 /// The most recent runs, newest first.
 pub async fn recent_runs(store: &Store, limit: i64) -> Result<Vec<RunRow>> {
-    sqlx::query_as(
-        "SELECT id, name, run_type, trigger, status, started_at, completed_at, pages_total,
-             pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
-             errors_count, message
-         FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $1"
+    )))
     .bind(limit)
     .fetch_all(store.pool())
     .await
@@ -279,5 +276,26 @@ pub async fn set_message(store: &Store, run: RunId, message: &str) -> Result<()>
         .execute(store.pool())
         .await
         .context("recording a run message")?;
+    Ok(())
+}
+
+/// Adds TMDb response counts (per status class) to a run; every pod of a run adds its own.
+pub async fn add_requests(store: &Store, run: RunId, counts: &[(&str, i64)]) -> Result<()> {
+    let (class, n): (Vec<&str>, Vec<i64>) = counts.iter().filter(|(_, n)| *n > 0).copied().unzip();
+    if class.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO run_requests (run_id, status_class, requests)
+         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[])
+         ON CONFLICT (run_id, status_class) DO UPDATE
+             SET requests = run_requests.requests + EXCLUDED.requests",
+    )
+    .bind(run)
+    .bind(&class)
+    .bind(&n)
+    .execute(store.pool())
+    .await
+    .context("recording request counts")?;
     Ok(())
 }

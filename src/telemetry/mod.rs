@@ -1,10 +1,13 @@
-//! Logs: human-readable on a terminal, JSON lines otherwise (Job pods, the controller).
+//! Telemetry: logs (human-readable on a terminal, JSON lines otherwise) and Prometheus metrics.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// Sets up tracing to stderr. `RUST_LOG` overrides the default `info` level.
+/// Sets up tracing to stderr. `RUST_LOG` overrides the default `info` level;
+/// `TMDBSYNC_LOG_FORMAT=json|text` overrides the format.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));

@@ -73,7 +73,23 @@ pub struct RequestStats {
     pub retries: AtomicU64,
 }
 
+/// The status classes requests are counted under (the `status_class` metric label).
+pub const STATUS_CLASSES: [&str; 6] = ["2xx", "404", "429", "4xx", "5xx", "network"];
+
 impl RequestStats {
+    /// Responses so far per [`STATUS_CLASSES`] entry (a malformed 200 counts as 2xx).
+    pub fn by_class(&self) -> [u64; 6] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            get(&self.ok) + get(&self.malformed),
+            get(&self.not_found),
+            get(&self.rate_limited),
+            get(&self.client_error),
+            get(&self.server_error),
+            get(&self.network_error),
+        ]
+    }
+
     /// Total requests sent.
     pub fn total(&self) -> u64 {
         [

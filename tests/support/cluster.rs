@@ -31,6 +31,8 @@
 //! * Every call builds no state bound to a tokio runtime except [`Cluster::client`], which makes a
 //!   new client for the calling runtime (each `#[tokio::test]` has its own runtime, and a client's
 //!   background worker dies with the runtime that created it).
+//! * [`helm_bin`] finds the helm of `scripts/testenv.sh env` without starting anything (for
+//!   `helm lint`/`template`); [`Cluster::helm`] runs it against the control plane.
 //! * `TMDBSYNC_KEEP_NAMESPACES=1` keeps test namespaces for inspection.
 
 use std::ffi::OsStr;
@@ -123,6 +125,23 @@ fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The helm binary `scripts/testenv.sh env` puts on `PATH` (built by
+/// `scripts/build-control-plane.sh`); found without starting the control plane.
+pub fn helm_bin() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let script = repo_root().join("scripts/testenv.sh");
+        let env = run_checked(Command::new(&script).arg("env"), "scripts/testenv.sh env");
+        String::from_utf8_lossy(&env.stdout)
+            .lines()
+            .filter_map(|l| l.trim_start_matches("export ").strip_prefix("PATH="))
+            .flat_map(|dirs| dirs.split(':'))
+            .map(|d| Path::new(d).join("helm"))
+            .find(|p| p.is_file())
+            .expect("no helm on the PATH of `testenv.sh env` (bash scripts/build-control-plane.sh)")
+    })
 }
 
 impl Cluster {
@@ -346,6 +365,20 @@ impl Cluster {
             .stdin(Stdio::null())
             .output()
             .expect("run kubectl")
+    }
+
+    /// Runs helm with the admin kubeconfig; returns its output whatever the exit code.
+    pub fn helm<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Command::new(helm_bin())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run helm")
     }
 
     /// Runs kubectl and returns its stdout; panics with stderr when it fails.

@@ -216,6 +216,7 @@ pub fn engine(store: Store, sim: &tmdbsync::sim::SimHandle, rps: u32) -> Engine 
         include_adult: false,
         concurrency: 20,
         progress: Progress::lines(),
+        marks: Default::default(),
     }
 }
 
