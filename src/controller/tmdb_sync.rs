@@ -155,10 +155,11 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
     let inputs = crate::store::health::health_inputs(&store, 0).await?;
     let health = SyncHealth::compute(&inputs, now.date_naive());
     let totals = crate::store::health::metric_totals(&store).await?;
-    let side_jobs: Vec<(String, f64)> = previous
+    let side_jobs: Vec<(String, f64)> = health
         .side_jobs
+        .stages
         .iter()
-        .map(|j| (j.stage.clone(), j.percent / 100.0))
+        .map(|j| (j.stage.as_str().to_string(), j.percent / 100.0))
         .collect();
     ctx.metrics
         .observe_sync(&ns, &name, &health, &totals, &side_jobs);
