@@ -308,9 +308,11 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
     let requests_2xx = metrics
         .lines()
         .find(|l| {
+            // Labels print sorted: namespace, status_class, sync.
             l.starts_with("tmdbsync_tmdb_requests_total")
-                && l.contains(&sel)
+                && l.contains(&format!(r#"namespace="{ns}""#))
                 && l.contains(r#"status_class="2xx""#)
+                && l.contains(r#"sync="cinegraph""#)
         })
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .expect("2xx request counter");
