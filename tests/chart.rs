@@ -146,7 +146,7 @@ fn chart_crds_are_identical_to_the_generated_crds() {
     assert!(
         top == chart,
         "charts/tmdbsync/crds/tmdbsync.io.yaml differs from crds/tmdbsync.io.yaml: \
-         cp crds/tmdbsync.io.yaml charts/tmdbsync/crds/"
+         run `bash scripts/gen-crds.sh`"
     );
     let crds = render(&["--include-crds"]);
     let names: BTreeSet<&str> = crds

@@ -10,7 +10,7 @@ fn committed_crds_match_the_rust_types() {
     let generated = tmdbsync::api::crds_yaml();
     assert!(
         generated == COMMITTED,
-        "crds/tmdbsync.io.yaml is stale: run `cargo run -- crd > crds/tmdbsync.io.yaml`"
+        "crds/tmdbsync.io.yaml is stale: run `bash scripts/gen-crds.sh`"
     );
 }
 
