@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: a private Postgres, the TMDb simulator, `tmdbsync run` (catalog, bulk, delta), a simulated
-# day later another delta run, then `tmdbsync status`. Everything is torn down at the end.
+# The demo: a private Postgres, the TMDb simulator, `tmdbsync run` (catalog, bulk, delta, enrichment:
+# OMDb ratings, collaborations, person quality score), a simulated day later another delta and
+# enrichment run, then `tmdbsync status`. Everything is torn down at the end.
 # Usage: bash scripts/demo.sh [MOVIES]   (default 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,12 +32,13 @@ SIM=$(grep -o 'http://[0-9.:]*' "$WORK/sim.out" | head -n 1)
 echo "   simulator at $SIM"
 
 export TMDBSYNC_LOG_FORMAT="${TMDBSYNC_LOG_FORMAT:-text}"
+export OMDB_URL="$SIM/omdb/" OMDB_API_KEY="demo-omdb-key"
 export DATABASE_URL="$PG_URL" TMDB_API_KEY="demo-key" TMDB_URL="$SIM/3" TMDB_EXPORT_URL="$SIM/p/exports"
-echo "== tmdbsync run (catalog, bulk, delta)"
-"$BIN" run --stages catalog,bulk,delta --pages 1000 --rps 200
+echo "== tmdbsync run (catalog, bulk, delta, enrich)"
+"$BIN" run --stages catalog,bulk,delta,enrich --pages 1000 --rps 200 --omdb-daily-limit 100000
 echo "== one simulated day passes"
 curl -fsS -X POST "$SIM/__sim/advance?days=1" | head -c 200; echo " ..."
-echo "== tmdbsync run --stages delta"
-"$BIN" run --stages delta --rps 200
+echo "== tmdbsync run --stages delta,enrich"
+"$BIN" run --stages delta,enrich --rps 200 --omdb-daily-limit 100000
 echo "== tmdbsync status"
 "$BIN" status
