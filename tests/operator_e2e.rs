@@ -64,6 +64,16 @@ impl ControllerProcess {
         }
     }
 
+    async fn http_status(&self, path: &str) -> u16 {
+        tmdbsync::http_client_builder()
+            .build()
+            .unwrap()
+            .get(format!("http://{}{path}", self.metrics_addr))
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16())
+    }
+
     async fn metrics(&self) -> String {
         tmdbsync::http_client_builder()
             .build()
@@ -295,6 +305,12 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         "{table}"
     );
 
+    assert_eq!(
+        controller.http_status("/readyz").await,
+        200,
+        "ready once caches synced"
+    );
+    assert_eq!(controller.http_status("/healthz").await, 200);
     // The controller's metrics come from Postgres and the resources.
     let metrics = controller.metrics().await;
     let sel = format!(r#"namespace="{ns}",sync="cinegraph""#);
@@ -694,6 +710,11 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
         Some("replica-a")
     );
     assert!(a.log().contains("became the leader"));
+    assert_eq!(
+        b.http_status("/readyz").await,
+        200,
+        "a standby is ready to take over"
+    );
     assert!(b.log().contains("waiting to become the leader"));
     assert!(
         !b.log().contains("became the leader"),
