@@ -487,14 +487,18 @@ async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
     let mut bad_tz = tmdb_sync(&sim, "0 2 * * *");
     bad_tz["metadata"]["name"] = json!("bad-tz");
     bad_tz["spec"]["timeZone"] = json!("Mars/Olympus");
+    let mut discover = tmdb_sync(&sim, "0 2 * * *");
+    discover["metadata"]["name"] = json!("discover");
+    discover["spec"]["bulk"]["source"] = json!("Discover");
     let mut no_secret = tmdb_sync(&sim, "0 2 * * *");
     no_secret["metadata"]["name"] = json!("no-secret");
-    for obj in [&bad_cron, &bad_tz, &no_secret] {
+    for obj in [&bad_cron, &bad_tz, &discover, &no_secret] {
         assert!(kubectl_apply(cluster, &ns, &obj.to_string()).0);
     }
     for (name, reason) in [
         ("bad-cron", "InvalidSpec"),
         ("bad-tz", "InvalidSpec"),
+        ("discover", "InvalidSpec"),
         ("no-secret", "SecretNotFound"),
     ] {
         let s = wait_for(&syncs, name, Duration::from_secs(30), |s| {

@@ -52,6 +52,13 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
             format!("the name must be at most {MAX_NAME} characters (run names must fit 63)"),
         ));
     }
+    if sync.spec.bulk.source == crate::api::tmdb_sync::CatalogSource::Discover {
+        // Said plainly rather than silently using the export: the discover walk is not built yet.
+        problems.push((
+            "InvalidSpec",
+            "bulk.source Discover is not supported yet; use Export (TMDb's daily ID export)".into(),
+        ));
+    }
     let mut database_url = None;
     if problems.is_empty() {
         match ctx
