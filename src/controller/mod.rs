@@ -47,19 +47,34 @@ fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     )
 }
 
-/// Metrics and the backoff reset for one finished reconcile.
-fn record(
-    ctx: &Context,
-    kind: &str,
-    key: &str,
-    started: std::time::Instant,
-    r: &Result<Action, Error>,
-) {
+/// Runs one reconcile, records its metrics and resets the object's backoff on success.
+async fn measured<K, F, Fut>(
+    kind: &'static str,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+{
+    let k = key(obj.as_ref());
+    let started = std::time::Instant::now();
+    let r = reconcile(obj, ctx.clone()).await;
     let error = r.as_ref().err().map(Error::label);
     ctx.metrics
         .reconciled(kind, started.elapsed().as_secs_f64(), error);
     if r.is_ok() {
-        ctx.succeeded(key);
+        ctx.succeeded(&k);
+    }
+    r
+}
+
+/// Errors of the controller stream itself (reconcile errors go through `error_policy`).
+async fn log_loop_result<T, E: std::fmt::Display>(r: Result<T, E>) {
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "reconcile loop");
     }
 }
 
@@ -91,51 +106,24 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let jobs = api::<Job>(&client, ns.as_deref());
     let jobs_cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=tmdbsync");
 
-    let sync_ctx = ctx.clone();
     let sync_controller = Controller::new(syncs, watcher::Config::default())
         .owns(runs.clone(), watcher::Config::default())
         .shutdown_on_signal()
         .run(
-            move |obj, ctx| {
-                let ctx2 = ctx.clone();
-                async move {
-                    let k = key(obj.as_ref());
-                    let started = std::time::Instant::now();
-                    let r = tmdb_sync::reconcile(obj, ctx).await;
-                    record(&ctx2, "TmdbSync", &k, started, &r);
-                    r
-                }
-            },
+            |obj, ctx| measured("TmdbSync", obj, ctx, tmdb_sync::reconcile),
             error_policy,
-            sync_ctx,
+            ctx.clone(),
         )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "tmdbsync reconcile loop");
-            }
-        });
+        .for_each(log_loop_result);
     let run_controller = Controller::new(runs, watcher::Config::default())
         .owns(jobs, jobs_cfg)
         .shutdown_on_signal()
         .run(
-            move |obj, ctx| {
-                let ctx2 = ctx.clone();
-                async move {
-                    let k = key(obj.as_ref());
-                    let started = std::time::Instant::now();
-                    let r = sync_run::reconcile(obj, ctx).await;
-                    record(&ctx2, "SyncRun", &k, started, &r);
-                    r
-                }
-            },
+            |obj, ctx| measured("SyncRun", obj, ctx, sync_run::reconcile),
             error_policy,
             ctx,
         )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "syncrun reconcile loop");
-            }
-        });
+        .for_each(log_loop_result);
     futures::future::join(sync_controller, run_controller).await;
     tracing::info!("controller stopped");
 }

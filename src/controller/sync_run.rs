@@ -202,16 +202,7 @@ async fn start(
                 "pages {}-{} go beyond the catalog's {total} pages",
                 range.from, range.to
             );
-            return finish(
-                ctx,
-                run,
-                status,
-                RunPhase::Failed,
-                "InvalidSpec",
-                &message,
-                Some(store),
-            )
-            .await;
+            return invalid(ctx, run, status, &message, store).await;
         }
         if run.spec.pages.is_none() && planned.is_none() {
             // Record the plan before the Job exists, so a restart reuses it.
@@ -232,16 +223,7 @@ async fn start(
             || w.end.parse::<chrono::NaiveDate>().is_err())
     {
         let message = format!("window {}..{} is not a pair of valid dates", w.start, w.end);
-        return finish(
-            ctx,
-            run,
-            status,
-            RunPhase::Failed,
-            "InvalidSpec",
-            &message,
-            Some(store),
-        )
-        .await;
+        return invalid(ctx, run, status, &message, store).await;
     }
     let pods = match kind {
         RunKind::Bulk => run.spec.parallelism.unwrap_or(sync.spec.bulk.parallelism),
@@ -433,6 +415,26 @@ async fn finish(
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// Fails a run whose spec cannot work (recorded like any other outcome).
+async fn invalid(
+    ctx: &Context,
+    run: &SyncRun,
+    status: SyncRunStatus,
+    message: &str,
+    store: &Store,
+) -> Result<Action, Error> {
+    finish(
+        ctx,
+        run,
+        status,
+        RunPhase::Failed,
+        "InvalidSpec",
+        message,
+        Some(store),
+    )
+    .await
 }
 
 /// `1h2m3s` style.
