@@ -12,6 +12,8 @@ pub mod omdb;
 pub mod plan;
 /// The Sync Health report rendered for a terminal.
 pub mod report;
+/// Makes wire text storable in Postgres (U+0000, lone surrogates, invalid UTF-8).
+pub mod sanitize;
 /// The TMDb/OMDb simulator used by the demo, tests and benchmarks.
 pub mod sim;
 /// Catalog, bulk and delta stages.

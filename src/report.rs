@@ -115,6 +115,13 @@ pub fn render(h: &SyncHealth) -> String {
                 thousands(r.movies_deleted.into()),
                 thousands(r.errors.into())
             );
+            if r.data_warnings > 0 {
+                let _ = writeln!(
+                    s,
+                    "         {} movies stored with data warnings (odd values nulled, text repaired)",
+                    thousands(r.data_warnings.into())
+                );
+            }
         }
     }
     s

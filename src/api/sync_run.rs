@@ -180,6 +180,10 @@ pub struct SyncRunStatus {
     pub movies_deleted: i32,
     #[serde(default)]
     pub errors: i32,
+    /// Movies stored with a data warning: a value of the wrong type or out of its column's range
+    /// was stored as null, or text Postgres cannot hold was repaired; `raw` keeps what TMDb sent.
+    #[serde(default)]
+    pub data_warnings: i32,
     /// Enrich: what each stage did (movies), mirrored from the run's `sync_runs.metadata`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageCounters>,

@@ -299,6 +299,7 @@ async fn observe_job(
         next.movies_skipped = row.movies_skipped;
         next.movies_deleted = row.movies_deleted;
         next.errors = row.errors_count;
+        next.data_warnings = row.data_warnings;
         if row.message.is_some() {
             next.message = row.message;
         }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::{OmdbError, OmdbLookup};
+use crate::tmdb::lenient;
 
 /// A found movie: the typed fields tmdbsync stores, and the body as received.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,40 +40,44 @@ pub struct Awards {
 
 #[derive(Deserialize)]
 struct Wire {
-    #[serde(rename = "Response")]
+    #[serde(rename = "Response", default, deserialize_with = "lenient::opt")]
     response: Option<String>,
-    #[serde(rename = "Error")]
+    #[serde(rename = "Error", default, deserialize_with = "lenient::opt")]
     error: Option<String>,
-    #[serde(rename = "Title")]
+    #[serde(rename = "Title", default, deserialize_with = "lenient::opt")]
     title: Option<String>,
-    #[serde(rename = "Year")]
+    #[serde(rename = "Year", default, deserialize_with = "lenient::opt")]
     year: Option<String>,
-    #[serde(rename = "imdbRating")]
+    #[serde(rename = "imdbRating", default, deserialize_with = "lenient::opt")]
     imdb_rating: Option<String>,
-    #[serde(rename = "imdbVotes")]
+    #[serde(rename = "imdbVotes", default, deserialize_with = "lenient::opt")]
     imdb_votes: Option<String>,
-    #[serde(rename = "imdbID")]
+    #[serde(rename = "imdbID", default, deserialize_with = "lenient::opt")]
     imdb_id: Option<String>,
-    #[serde(rename = "Metascore")]
+    #[serde(rename = "Metascore", default, deserialize_with = "lenient::opt")]
     metascore: Option<String>,
-    #[serde(rename = "BoxOffice")]
+    #[serde(rename = "BoxOffice", default, deserialize_with = "lenient::opt")]
     box_office: Option<String>,
-    #[serde(rename = "Awards")]
+    #[serde(rename = "Awards", default, deserialize_with = "lenient::opt")]
     awards: Option<String>,
-    #[serde(rename = "Ratings", default)]
+    #[serde(rename = "Ratings", default, deserialize_with = "lenient::list")]
     ratings: Vec<WireRating>,
 }
 
 #[derive(Deserialize)]
 struct WireRating {
-    #[serde(rename = "Source")]
+    #[serde(rename = "Source", deserialize_with = "lenient::required")]
     source: String,
-    #[serde(rename = "Value")]
+    #[serde(rename = "Value", deserialize_with = "lenient::required")]
     value: String,
 }
 
-/// Reads an OMDb answer (any HTTP status: OMDb sends its errors as JSON, some with a 401).
+/// Reads an OMDb answer (any HTTP status: OMDb sends its errors as JSON, some with a 401). The
+/// body is made storable first (U+0000 and lone surrogates out, see [`crate::sanitize`]) and read
+/// leniently: a field of an unexpected type is null, never a failed lookup.
 pub fn interpret(status: u16, body: &str) -> Result<OmdbLookup, OmdbError> {
+    let (body, _) = crate::sanitize::storable_json_text(body.as_bytes());
+    let body: &str = &body;
     let wire: Wire = match serde_json::from_str(body) {
         Ok(w) => w,
         Err(_) if status >= 400 => {
@@ -154,13 +159,17 @@ pub fn parse_awards(text: &str) -> Awards {
         if lead(&["Won"]) || lead(&["Nominated", "for"]) {
             let at = if lead(&["Won"]) { 1 } else { 2 };
             let n: i32 = words[at].parse().unwrap_or(0);
-            let oscar = words[at + 1].starts_with("Oscar");
-            if at == 1 {
-                a.wins += n;
-                a.oscar_wins += if oscar { n as i16 } else { 0 };
+            let oscars = if words[at + 1].starts_with("Oscar") {
+                i16::try_from(n).unwrap_or(i16::MAX)
             } else {
-                a.nominations += n;
-                a.oscar_nominations += if oscar { n as i16 } else { 0 };
+                0
+            };
+            if at == 1 {
+                a.wins = a.wins.saturating_add(n);
+                a.oscar_wins = a.oscar_wins.saturating_add(oscars);
+            } else {
+                a.nominations = a.nominations.saturating_add(n);
+                a.oscar_nominations = a.oscar_nominations.saturating_add(oscars);
             }
             continue;
         }
@@ -179,7 +188,7 @@ pub fn parse_awards(text: &str) -> Awards {
             } else {
                 continue;
             };
-            *slot = if total { n } else { *slot + n };
+            *slot = if total { n } else { slot.saturating_add(n) };
         }
     }
     a

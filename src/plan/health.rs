@@ -61,6 +61,8 @@ pub struct RunSummary {
     pub movies_skipped: i32,
     pub movies_deleted: i32,
     pub errors: i32,
+    /// Stored movies that carried an oddity (a value nulled, a body repaired).
+    pub data_warnings: i32,
     pub message: Option<String>,
 }
 

@@ -147,6 +147,7 @@ async fn import_range(
                     page.skipped += 1;
                 } else {
                     page.imported += 1;
+                    batch.page_of.insert(fetched.id, fetched.tag);
                     batch.movies.push(*movie);
                 }
             }

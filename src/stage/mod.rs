@@ -178,7 +178,7 @@ impl Engine {
         tracing::info!(run_type = %run_type, run_id = run, status = %row.status,
             imported = row.movies_imported, updated = row.movies_updated,
             skipped = row.movies_skipped, deleted = row.movies_deleted,
-            errors = row.errors_count, "{message}");
+            errors = row.errors_count, data_warnings = row.data_warnings, "{message}");
         outcome?;
         Ok(StageReport {
             run_type: run_type.as_str().to_string(),
@@ -190,6 +190,7 @@ impl Engine {
                 movies_skipped: row.movies_skipped,
                 movies_deleted: row.movies_deleted,
                 errors: row.errors_count,
+                data_warnings: row.data_warnings,
             },
             succeeded: status == RunStatus::Completed,
             message,

@@ -1,6 +1,13 @@
 //! The writer: a task that stores batches of fetched movies with their checkpoints and counters in
 //! one transaction each, so a killed process leaves either all of a batch or none of it.
+//!
+//! One record never fails a batch: when the database refuses a batch for its data, the writer
+//! stores its movies one by one and quarantines each one still refused (a `sync_errors` row of
+//! category `data` with the database's reason). The rest of the batch is committed; a page that
+//! held a quarantined movie stays open and the delta watermark stops before it, so the next run
+//! retries the movie.
 
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -10,12 +17,15 @@ use tokio::task::JoinHandle;
 use crate::store::pages::{self, PageOutcome};
 use crate::store::runs::{self, ErrorRecord, RunCounters, RunId};
 use crate::store::{Store, StoreError, movies};
+use crate::tmdb::ErrorCategory;
 use crate::tmdb::client::FetchedMovie;
 
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub movies: Vec<FetchedMovie>,
+    /// The bulk page of each movie (bulk only), so a quarantined movie keeps its page open.
+    pub page_of: BTreeMap<i64, i32>,
     /// Ids TMDb answered 404 for.
     pub deleted: Vec<i64>,
     pub errors: Vec<ErrorRecord>,
@@ -54,8 +64,9 @@ impl Writer {
         let (tx, mut rx) = mpsc::channel::<Batch>(4);
         let handle = tokio::spawn(async move {
             let mut total = RunCounters::default();
+            let mut quarantine = Quarantine::default();
             while let Some(batch) = rx.recv().await {
-                total += write_with_retry(&store, run, &batch).await?;
+                total += write_with_retry(&store, run, &batch, &mut quarantine).await?;
             }
             Ok(total)
         });
@@ -77,45 +88,162 @@ impl Writer {
     }
 }
 
+/// What the writer quarantined so far in this run: later checkpoints must not pass over it.
+#[derive(Debug, Default)]
+struct Quarantine {
+    /// Pages that held a quarantined movie: recorded as not done, whatever the stage saw.
+    pages: HashSet<i32>,
+    /// A movie was quarantined: no delta day is recorded from here on.
+    any: bool,
+}
+
 async fn write_with_retry(
     store: &Store,
     run: RunId,
     batch: &Batch,
+    quarantine: &mut Quarantine,
 ) -> Result<RunCounters, StoreError> {
     let mut attempt = 0;
+    let mut isolate = false;
     loop {
         attempt += 1;
-        match write_batch(store, run, batch).await {
+        let result = if isolate {
+            write_isolating(store, run, batch, quarantine).await
+        } else {
+            write_batch(store, run, batch, quarantine).await
+        };
+        match result {
             Ok(c) => return Ok(c),
             Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS => {
                 let wait = Duration::from_millis(200 << attempt.min(6));
                 tracing::warn!(error = %e, attempt, "database write failed, retrying");
                 tokio::time::sleep(wait).await;
             }
+            Err(e) if e.is_record_data_error() && !isolate && !batch.movies.is_empty() => {
+                tracing::warn!(error = %e, movies = batch.movies.len(),
+                    "the database refused a batch; storing its movies one by one");
+                isolate = true;
+                attempt = 0;
+            }
             Err(e) => return Err(e),
         }
     }
 }
 
-async fn write_batch(store: &Store, run: RunId, batch: &Batch) -> Result<RunCounters, StoreError> {
+/// Movies the database refused on their own, with the reason.
+#[derive(Debug, Default)]
+struct Refused {
+    movies: Vec<movies::RefusedMovie>,
+}
+
+async fn write_isolating(
+    store: &Store,
+    run: RunId,
+    batch: &Batch,
+    quarantine: &mut Quarantine,
+) -> Result<RunCounters, StoreError> {
     let mut tx = store.begin().await?;
-    let upserted = movies::upsert_movies(&mut tx, &batch.movies).await?;
-    let deleted = movies::mark_deleted(&mut tx, &batch.deleted).await?;
-    runs::record_errors(&mut tx, run, &batch.errors).await?;
-    pages::record_pages(&mut tx, run, &batch.pages).await?;
-    if !batch.delta_days.is_empty() {
-        pages::record_delta_days(&mut tx, run, &batch.delta_days, batch.delta_changed_ids).await?;
-    }
-    let counters = RunCounters {
-        movies_imported: upserted.inserted as i32,
-        movies_updated: upserted.updated as i32,
-        movies_deleted: deleted as i32,
-        ..batch.counters
+    let (upserted, refused) = movies::upsert_movies_isolated(&mut tx, &batch.movies).await?;
+    let refused = Refused { movies: refused };
+    let mut next = Quarantine {
+        pages: quarantine.pages.clone(),
+        any: quarantine.any || !refused.movies.is_empty(),
     };
-    runs::add_counts(&mut tx, run, &counters).await?;
+    for m in &refused.movies {
+        tracing::warn!(movie_id = m.id, reason = %m.reason, "movie quarantined: the database refused it");
+        if let Some(page) = batch.page_of.get(&m.id) {
+            next.pages.insert(*page);
+        }
+    }
+    let counters = finish_batch(&mut tx, run, batch, upserted, &refused, &next).await?;
     tx.commit().await.map_err(|source| StoreError::Query {
         context: "committing a batch",
         source,
     })?;
+    *quarantine = next;
+    Ok(counters)
+}
+
+async fn write_batch(
+    store: &Store,
+    run: RunId,
+    batch: &Batch,
+    quarantine: &Quarantine,
+) -> Result<RunCounters, StoreError> {
+    let mut tx = store.begin().await?;
+    let upserted = movies::upsert_movies(&mut tx, &batch.movies).await?;
+    let refused = Refused::default();
+    let counters = finish_batch(&mut tx, run, batch, upserted, &refused, quarantine).await?;
+    tx.commit().await.map_err(|source| StoreError::Query {
+        context: "committing a batch",
+        source,
+    })?;
+    Ok(counters)
+}
+
+/// Everything of a batch after its movies: deletions, errors (quarantined movies among them),
+/// page checkpoints and delta days as the quarantine allows, and the run's counters.
+async fn finish_batch(
+    tx: &mut sqlx::PgConnection,
+    run: RunId,
+    batch: &Batch,
+    upserted: movies::UpsertCounts,
+    refused: &Refused,
+    quarantine: &Quarantine,
+) -> Result<RunCounters, StoreError> {
+    let deleted = movies::mark_deleted(tx, &batch.deleted).await?;
+    let refused_ids: HashSet<i64> = refused.movies.iter().map(|m| m.id).collect();
+    let mut errors = batch.errors.clone();
+    errors.extend(refused.movies.iter().map(|m| ErrorRecord {
+        category: ErrorCategory::Data,
+        movie_id: Some(m.id),
+        http_status: None,
+        message: format!(
+            "quarantined: the database refused this movie on its own: {}",
+            m.reason
+        ),
+        attempts: 2,
+    }));
+    runs::record_errors(tx, run, &errors).await?;
+    let pages: Vec<PageOutcome> = batch
+        .pages
+        .iter()
+        .map(|p| {
+            let held = batch
+                .page_of
+                .iter()
+                .filter(|(id, page)| **page == p.page && refused_ids.contains(id))
+                .count() as i32;
+            if quarantine.pages.contains(&p.page) {
+                PageOutcome {
+                    done: false,
+                    imported: p.imported - held,
+                    errors: p.errors + held.max(1),
+                    ..*p
+                }
+            } else {
+                *p
+            }
+        })
+        .collect();
+    pages::record_pages(tx, run, &pages).await?;
+    if !batch.delta_days.is_empty() && !quarantine.any {
+        pages::record_delta_days(tx, run, &batch.delta_days, batch.delta_changed_ids).await?;
+    }
+    let warnings: u32 = batch
+        .movies
+        .iter()
+        .filter(|m| !refused_ids.contains(&m.details.id))
+        .map(|m| m.warnings.min(1))
+        .sum();
+    let counters = RunCounters {
+        movies_imported: upserted.inserted as i32,
+        movies_updated: upserted.updated as i32,
+        movies_deleted: deleted as i32,
+        errors: batch.counters.errors + refused.movies.len() as i32,
+        data_warnings: batch.counters.data_warnings + warnings as i32,
+        ..batch.counters
+    };
+    runs::add_counts(tx, run, &counters).await?;
     Ok(counters)
 }

@@ -181,6 +181,8 @@ fn write_copy_row(buf: &mut Vec<u8>, line: &ExportLine) {
                     b'\t' => buf.extend_from_slice(b"\\t"),
                     b'\n' => buf.extend_from_slice(b"\\n"),
                     b'\r' => buf.extend_from_slice(b"\\r"),
+                    // Postgres text cannot hold U+0000; the reader removes it, this is a backstop.
+                    0 => {}
                     _ => buf.push(b),
                 }
             }

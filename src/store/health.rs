@@ -81,6 +81,7 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
             movies_skipped: r.movies_skipped,
             movies_deleted: r.movies_deleted,
             errors: r.errors_count,
+            data_warnings: r.data_warnings,
             message: r.message,
         })
         .collect();

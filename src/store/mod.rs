@@ -53,6 +53,27 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the database refused the data of a record (a data exception, a constraint, a
+    /// size limit, or a trigger raising an exception) rather than failing as a whole: storing the
+    /// records one by one can then keep the others.
+    pub fn is_record_data_error(&self) -> bool {
+        let StoreError::Query {
+            source: sqlx::Error::Database(db),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        db.code().is_some_and(|code| {
+            code.starts_with("22")
+                || code.starts_with("23")
+                || code.starts_with("54")
+                || code == "P0001"
+        })
+    }
+}
+
 /// Shorthand used by every store function.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

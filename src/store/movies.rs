@@ -46,6 +46,53 @@ pub async fn upsert_movies(
     Ok(counts)
 }
 
+/// A movie the database refused even on its own, with the database's reason.
+#[derive(Debug)]
+pub struct RefusedMovie {
+    pub id: i64,
+    pub reason: String,
+}
+
+/// Stores `batch` one movie at a time, each under its own savepoint, after the batch as a whole
+/// was refused for its data: the movies the database accepts are stored, each refused one is
+/// rolled back alone and returned with the database's reason. An error that is not about one
+/// record's data (a lost connection, a missing table) still fails the whole call.
+pub async fn upsert_movies_isolated(
+    conn: &mut PgConnection,
+    batch: &[FetchedMovie],
+) -> Result<(UpsertCounts, Vec<RefusedMovie>)> {
+    let mut counts = UpsertCounts::default();
+    let mut refused = Vec::new();
+    for movie in batch {
+        sqlx::query("SAVEPOINT one_movie")
+            .execute(&mut *conn)
+            .await
+            .context("opening a savepoint for one movie")?;
+        match upsert_movies(conn, std::slice::from_ref(movie)).await {
+            Ok(c) => {
+                counts.inserted += c.inserted;
+                counts.updated += c.updated;
+                sqlx::query("RELEASE SAVEPOINT one_movie")
+                    .execute(&mut *conn)
+                    .await
+                    .context("releasing a savepoint for one movie")?;
+            }
+            Err(e) if e.is_record_data_error() => {
+                sqlx::query("ROLLBACK TO SAVEPOINT one_movie")
+                    .execute(&mut *conn)
+                    .await
+                    .context("rolling back one refused movie")?;
+                refused.push(RefusedMovie {
+                    id: movie.details.id,
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((counts, refused))
+}
+
 async fn upsert_movie_rows(
     conn: &mut PgConnection,
     movies: &[&FetchedMovie],

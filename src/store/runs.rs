@@ -19,6 +19,8 @@ pub struct RunCounters {
     pub movies_skipped: i32,
     pub movies_deleted: i32,
     pub errors: i32,
+    /// Stored records that carried an oddity (see `migrations/0004_data_warnings.sql`).
+    pub data_warnings: i32,
 }
 
 impl std::ops::AddAssign for RunCounters {
@@ -29,6 +31,7 @@ impl std::ops::AddAssign for RunCounters {
         self.movies_skipped += o.movies_skipped;
         self.movies_deleted += o.movies_deleted;
         self.errors += o.errors;
+        self.data_warnings += o.data_warnings;
     }
 }
 
@@ -59,6 +62,7 @@ pub struct RunRow {
     pub movies_skipped: i32,
     pub movies_deleted: i32,
     pub errors_count: i32,
+    pub data_warnings: i32,
     pub message: Option<String>,
 }
 
@@ -125,7 +129,7 @@ pub async fn add_counts(conn: &mut PgConnection, run: RunId, c: &RunCounters) ->
         "UPDATE sync_runs SET pages_processed = pages_processed + $2,
              movies_imported = movies_imported + $3, movies_updated = movies_updated + $4,
              movies_skipped = movies_skipped + $5, movies_deleted = movies_deleted + $6,
-             errors_count = errors_count + $7
+             errors_count = errors_count + $7, data_warnings = data_warnings + $8
          WHERE id = $1",
     )
     .bind(run)
@@ -135,6 +139,7 @@ pub async fn add_counts(conn: &mut PgConnection, run: RunId, c: &RunCounters) ->
     .bind(c.movies_skipped)
     .bind(c.movies_deleted)
     .bind(c.errors)
+    .bind(c.data_warnings)
     .execute(&mut *conn)
     .await
     .context("updating run counters")?;
@@ -197,7 +202,7 @@ pub async fn finish_run(
 const RUN_COLUMNS: &str =
     "id, name, run_type, trigger, status, started_at, completed_at, pages_total,
     pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted, errors_count,
-    message";
+    data_warnings, message";
 
 /// One run by id.
 pub async fn get_run(store: &Store, run: RunId) -> Result<RunRow> {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::models::{ApiErrorBody, ChangesPage, DiscoverPage, MovieDetails};
-use super::{ApiKey, ServerClock, TmdbError};
+use super::{ApiKey, ServerClock, TmdbError, lenient};
 
 /// The appends one details request asks for: everything the store needs in one call.
 pub const DETAIL_APPENDS: &str = "credits,external_ids,release_dates,keywords";
@@ -110,8 +110,46 @@ impl RequestStats {
 #[derive(Debug, Clone)]
 pub struct FetchedMovie {
     pub details: MovieDetails,
-    /// The response body as received (valid JSON), stored as `movies.raw`.
+    /// The response body as received (valid JSON), stored as `movies.raw`; only what Postgres
+    /// cannot store (U+0000, lone surrogates) is repaired.
     pub raw: String,
+    /// Oddities met reading it (a value of the wrong type or out of range, a repaired body):
+    /// counted as the run's data warnings.
+    pub warnings: u32,
+}
+
+impl FetchedMovie {
+    /// Reads a `/movie/{id}` body: made storable (U+0000 and lone surrogates out, invalid UTF-8
+    /// replaced, nothing else touched), its typed fields parsed leniently straight from it, and
+    /// the body kept as the raw payload (no intermediate JSON tree, no re-serialization). Fails
+    /// only when the body is not JSON or has no usable id.
+    pub fn from_body(body: &[u8]) -> Result<FetchedMovie, String> {
+        let (text, repairs) = crate::sanitize::storable_json_text(body);
+        let (details, oddities) =
+            lenient::collecting(|| serde_json::from_str::<MovieDetails>(&text));
+        match details {
+            Ok(mut details) => Ok(FetchedMovie {
+                warnings: oddities + u32::from(repairs.any()) + details.fit_indexed_columns(),
+                details,
+                raw: text.into_owned(),
+            }),
+            // A key repeated in one object (as `"a"` and `"a\u0000"` become once repaired) is
+            // refused by the typed parse; read it as `jsonb` would, the last value winning.
+            Err(e) if e.to_string().starts_with("duplicate field") => {
+                let normal: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                let text = normal.to_string();
+                let (details, oddities) =
+                    lenient::collecting(|| serde_json::from_str::<MovieDetails>(&text));
+                let mut details = details.map_err(|e| e.to_string())?;
+                Ok(FetchedMovie {
+                    warnings: oddities + 1 + details.fit_indexed_columns(),
+                    details,
+                    raw: text,
+                })
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget and the pool.
@@ -186,17 +224,8 @@ impl TmdbClient {
         if let Some(lang) = &self.config.language {
             query.push(("language", lang.clone()));
         }
-        // Parse the typed fields straight from the bytes and keep the body itself as the raw payload
-        // (no intermediate JSON tree, no re-serialization).
         let movie = self
-            .get_decoded(&format!("/movie/{id}"), &query, |body| {
-                let details: MovieDetails =
-                    serde_json::from_slice(body).map_err(|e| e.to_string())?;
-                let raw = std::str::from_utf8(body)
-                    .map_err(|e| e.to_string())?
-                    .to_owned();
-                Ok(FetchedMovie { details, raw })
-            })
+            .get_decoded(&format!("/movie/{id}"), &query, FetchedMovie::from_body)
             .await?;
         let details = &movie.details;
         if details.id != id {

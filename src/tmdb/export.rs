@@ -4,7 +4,7 @@
 use async_compression::tokio::bufread::GzipDecoder;
 use chrono::NaiveDate;
 use futures::TryStreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio_util::io::StreamReader;
 
 use super::TmdbError;
@@ -23,9 +23,13 @@ pub enum ExportRecord {
     Malformed,
 }
 
+/// Longest line read as a record; a longer one is skipped as malformed (an export line is ~100 bytes).
+const MAX_LINE: u64 = 64 * 1024;
+
 /// A streaming reader over one day's export.
 pub struct ExportReader {
-    lines: Lines<BufReader<Box<dyn AsyncRead + Send + Unpin>>>,
+    reader: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    line: Vec<u8>,
 }
 
 impl ExportReader {
@@ -34,19 +38,31 @@ impl ExportReader {
         let decoder = GzipDecoder::new(BufReader::with_capacity(64 * 1024, reader));
         let boxed: Box<dyn AsyncRead + Send + Unpin> = Box::new(decoder);
         ExportReader {
-            lines: BufReader::with_capacity(64 * 1024, boxed).lines(),
+            reader: BufReader::with_capacity(64 * 1024, boxed),
+            line: Vec::with_capacity(256),
         }
     }
 
-    /// The next record, `None` at the end. Blank lines are skipped; an I/O or gzip error is an error.
+    /// The next record, `None` at the end. Blank lines are skipped; an I/O or gzip error is an
+    /// error. A line is made storable first (U+0000 removed, invalid UTF-8 replaced); one that
+    /// still is not an export record, or is longer than 64 KiB, is `Malformed`, never an error.
     pub async fn next_record(&mut self) -> Result<Option<ExportRecord>, TmdbError> {
         loop {
-            let line =
-                self.lines.next_line().await.map_err(|e| {
-                    TmdbError::Network(format!("reading export: {}", error_chain(&e)))
-                })?;
-            let Some(line) = line else { return Ok(None) };
-            let trimmed = line.trim().trim_end_matches(',');
+            self.line.clear();
+            let read = (&mut self.reader)
+                .take(MAX_LINE)
+                .read_until(b'\n', &mut self.line)
+                .await
+                .map_err(read_error)?;
+            if read == 0 {
+                return Ok(None);
+            }
+            if self.line.last() != Some(&b'\n') && read as u64 == MAX_LINE {
+                self.skip_rest_of_line().await?;
+                return Ok(Some(ExportRecord::Malformed));
+            }
+            let (text, _) = crate::sanitize::storable_json_text(&self.line);
+            let trimmed = text.trim().trim_end_matches(',');
             if trimmed.is_empty() {
                 continue;
             }
@@ -56,6 +72,24 @@ impl ExportReader {
             }));
         }
     }
+
+    async fn skip_rest_of_line(&mut self) -> Result<(), TmdbError> {
+        loop {
+            self.line.clear();
+            let read = (&mut self.reader)
+                .take(MAX_LINE)
+                .read_until(b'\n', &mut self.line)
+                .await
+                .map_err(read_error)?;
+            if read == 0 || self.line.last() == Some(&b'\n') {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn read_error(e: std::io::Error) -> TmdbError {
+    TmdbError::Network(format!("reading export: {}", error_chain(&e)))
 }
 
 /// Opens the export for `date` from `base_url`; `Ok(None)` when it is not published (404).

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod clock;
 pub mod export;
+pub mod lenient;
 pub mod models;
 
 pub use client::{TmdbClient, TmdbConfig};

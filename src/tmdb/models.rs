@@ -1,52 +1,108 @@
-//! Wire models for the TMDb endpoints tmdbsync reads. Parsing is tolerant: every field but the id is
-//! optional, unknown fields are ignored here and kept in the raw payload by the caller.
+//! Wire models for the TMDb endpoints tmdbsync reads. Parsing is lenient (see [`super::lenient`]):
+//! every field but the id is optional, a value of the wrong type or out of range becomes `None`
+//! (noted as an oddity) instead of failing the record, unknown fields are ignored here and kept in
+//! the raw payload by the caller. Parse with `serde_json::from_slice`/`from_str`.
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use super::lenient;
 
 /// `GET /movie/{id}` with `append_to_response=credits,external_ids,release_dates,keywords`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MovieDetails {
     /// TMDb movie id.
+    #[serde(deserialize_with = "lenient::required")]
     pub id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub original_title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub original_language: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub overview: Option<String>,
     /// `""` in the wire format when unknown; parsed to `None`.
-    #[serde(default, deserialize_with = "lenient_date")]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub release_date: Option<NaiveDate>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub runtime: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub adult: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub popularity: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub vote_average: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub vote_count: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub budget: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub revenue: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub imdb_id: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::list")]
     pub genres: Vec<Genre>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub credits: Option<Credits>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub external_ids: Option<ExternalIds>,
 }
 
+/// Longest imdb id or credit id kept (TMDb's are 9-10 and 24 characters): a longer one is not an id.
+const MAX_ID_TEXT: usize = 64;
+/// Longest person name kept whole: names are indexed (`lower(name)`), and a b-tree entry must stay
+/// under ~2.7 KB. A longer name is cut at a character boundary (`raw` keeps it whole).
+const MAX_NAME_BYTES: usize = 1024;
+
 impl MovieDetails {
+    /// Makes the values that land in indexed columns fit them: an imdb or credit id longer than
+    /// any real one is dropped (a credit then gets a generated id), a person name past 1 KiB is
+    /// cut. Returns how many values were changed (data warnings).
+    pub fn fit_indexed_columns(&mut self) -> u32 {
+        let mut changed = 0;
+        let mut drop_long = |id: &mut Option<String>| {
+            if id.as_ref().is_some_and(|s| s.len() > MAX_ID_TEXT) {
+                *id = None;
+                changed += 1;
+            }
+        };
+        drop_long(&mut self.imdb_id);
+        if let Some(e) = &mut self.external_ids {
+            drop_long(&mut e.imdb_id);
+        }
+        if let Some(c) = &mut self.credits {
+            for credit in &mut c.cast {
+                drop_long(&mut credit.credit_id);
+            }
+            for credit in &mut c.crew {
+                drop_long(&mut credit.credit_id);
+            }
+            let people = c
+                .cast
+                .iter_mut()
+                .map(|x| &mut x.person)
+                .chain(c.crew.iter_mut().map(|x| &mut x.person));
+            for person in people {
+                for name in [&mut person.name, &mut person.original_name] {
+                    if let Some(n) = name
+                        && n.len() > MAX_NAME_BYTES
+                    {
+                        let mut end = MAX_NAME_BYTES;
+                        while !n.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        n.truncate(end);
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
     /// The IMDb id from the top level or the `external_ids` append, ignoring empty strings.
     pub fn imdb_id(&self) -> Option<&str> {
         self.imdb_id
@@ -62,35 +118,37 @@ impl MovieDetails {
 /// A genre as TMDb names it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Genre {
+    #[serde(deserialize_with = "lenient::required")]
     pub id: i32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub name: Option<String>,
 }
 
 /// The `credits` append (or `/movie/{id}/credits`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Credits {
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::list")]
     pub cast: Vec<CastCredit>,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::list")]
     pub crew: Vec<CrewCredit>,
 }
 
 /// The person fields common to cast and crew entries.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CreditPerson {
+    #[serde(deserialize_with = "lenient::required")]
     pub id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub original_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub gender: Option<i16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub known_for_department: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub popularity: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub profile_path: Option<String>,
 }
 
@@ -99,11 +157,11 @@ pub struct CreditPerson {
 pub struct CastCredit {
     #[serde(flatten)]
     pub person: CreditPerson,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub credit_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub character: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub order: Option<i32>,
 }
 
@@ -112,111 +170,97 @@ pub struct CastCredit {
 pub struct CrewCredit {
     #[serde(flatten)]
     pub person: CreditPerson,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub credit_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub department: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub job: Option<String>,
 }
 
 /// The `external_ids` append.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ExternalIds {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub imdb_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub wikidata_id: Option<String>,
 }
 
 /// One page of `GET /movie/changes`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChangesPage {
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::list")]
     pub results: Vec<ChangedMovie>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub page: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub total_pages: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub total_results: Option<u64>,
 }
 
 /// One id in the changes feed; `adult` may be true, false or null.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChangedMovie {
+    #[serde(deserialize_with = "lenient::required")]
     pub id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub adult: Option<bool>,
 }
 
 /// One page of `GET /discover/movie`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DiscoverPage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub page: Option<u32>,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::list")]
     pub results: Vec<DiscoverMovie>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub total_pages: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub total_results: Option<u64>,
 }
 
 /// A list item of `GET /discover/movie`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DiscoverMovie {
+    #[serde(deserialize_with = "lenient::required")]
     pub id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub adult: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub original_title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub popularity: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_date")]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub release_date: Option<NaiveDate>,
 }
 
 /// One line of the daily ID export (`movie_ids_MM_DD_YYYY.json.gz`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExportLine {
+    #[serde(deserialize_with = "lenient::required")]
     pub id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub adult: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub original_title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub popularity: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub video: Option<bool>,
 }
 
 /// TMDb's error body: `{"success":false,"status_code":34,"status_message":"…"}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiErrorBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub status_code: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub status_message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub success: Option<bool>,
-}
-
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// TMDb sends `""` or `null` for an unknown date; anything unparsable is treated as unknown too.
-fn lenient_date<'de, D>(d: D) -> Result<Option<NaiveDate>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    let s = Option::<String>::deserialize(d)?;
-    Ok(s.and_then(|s| NaiveDate::parse_from_str(s.get(..10).unwrap_or(&s), "%Y-%m-%d").ok()))
 }

@@ -150,6 +150,41 @@ async fn write_page(
     outcomes: &[(OmdbCandidate, OmdbOutcome)],
     errors: &[ErrorRecord],
 ) -> Result<(), StageError> {
+    match write_outcomes(store, run, outcomes, errors).await {
+        Err(StageError::Store(e)) if e.is_record_data_error() && !outcomes.is_empty() => {
+            // One body the database refuses never costs the page: store the outcomes one by one
+            // and quarantine the refused ones as data errors (their movies stay pending).
+            tracing::warn!(error = %e, "the database refused a page of OMDb outcomes; storing them one by one");
+            let mut quarantined = errors.to_vec();
+            for outcome in outcomes {
+                match write_outcomes(store, run, std::slice::from_ref(outcome), &[]).await {
+                    Ok(()) => {}
+                    Err(StageError::Store(e)) if e.is_record_data_error() => {
+                        quarantined.push(ErrorRecord {
+                            category: crate::tmdb::ErrorCategory::Data,
+                            movie_id: Some(outcome.0.movie_id),
+                            http_status: None,
+                            message: format!(
+                                "quarantined: the database refused this OMDb answer on its own: {e}"
+                            ),
+                            attempts: 2,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            write_outcomes(store, run, &[], &quarantined).await
+        }
+        other => other,
+    }
+}
+
+async fn write_outcomes(
+    store: &Store,
+    run: runs::RunId,
+    outcomes: &[(OmdbCandidate, OmdbOutcome)],
+    errors: &[ErrorRecord],
+) -> Result<(), StageError> {
     let mut tx = store.begin().await?;
     store_omdb::record_outcomes(&mut tx, outcomes).await?;
     runs::record_errors(&mut tx, run, errors).await?;
