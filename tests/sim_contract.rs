@@ -1,5 +1,5 @@
 //! Contract test: the simulator's JSON has the field names and types of real recorded
-//! TMDb / OMDb responses (`shared/fixtures/tmdb`), and its behaviours match the spec.
+//! TMDb / OMDb responses (`tests/fixtures/tmdb`), and its behaviours match the spec.
 
 use chrono::NaiveDate;
 use flate2::read::GzDecoder;
@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use tmdbsync::sim::{SimConfig, SimHandle, spawn};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/tmdb");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tmdb");
 const KEY: &str = "api_key=testkey";
 const APPENDS: &str = "credits,release_dates,external_ids,keywords,images";
 
