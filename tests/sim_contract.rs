@@ -936,3 +936,33 @@ async fn faults_reset_error_malformed_timeout_are_random_and_retryable() {
     assert_eq!(c.get(&url).send().await.unwrap().status(), StatusCode::OK);
     s.shutdown().await;
 }
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The digest was taken over HTTP before glitches existed: without `glitch_rate` the simulator
+/// serves byte-identical details bodies and export files.
+#[tokio::test]
+async fn without_glitches_details_and_export_bytes_are_unchanged() {
+    let s = sim(config(2000, 20, 11)).await;
+    let c = client();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for (id, _) in live_ids(&c, &s).await.into_iter().take(300) {
+        let url = format!("{}/movie/{id}?{KEY}&append_to_response={APPENDS}", s.tmdb_url());
+        h = fnv(h, &c.get(&url).send().await.unwrap().bytes().await.unwrap());
+    }
+    let url = format!(
+        "{}/movie_ids_{}.json.gz",
+        s.export_url(),
+        start().format("%m_%d_%Y")
+    );
+    let gz = c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    let mut text = Vec::new();
+    GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
+    h = fnv(h, &text);
+    assert_eq!(format!("{h:016x}"), "dd782734c8dac169");
+    s.shutdown().await;
+}
