@@ -938,9 +938,9 @@ async fn faults_reset_error_malformed_timeout_are_random_and_retryable() {
 }
 
 fn fnv(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(h, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The digest was taken over HTTP before glitches existed: without `glitch_rate` the simulator
@@ -951,7 +951,10 @@ async fn without_glitches_details_and_export_bytes_are_unchanged() {
     let c = client();
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for (id, _) in live_ids(&c, &s).await.into_iter().take(300) {
-        let url = format!("{}/movie/{id}?{KEY}&append_to_response={APPENDS}", s.tmdb_url());
+        let url = format!(
+            "{}/movie/{id}?{KEY}&append_to_response={APPENDS}",
+            s.tmdb_url()
+        );
         h = fnv(h, &c.get(&url).send().await.unwrap().bytes().await.unwrap());
     }
     let url = format!(

@@ -381,10 +381,19 @@ mod tests {
             people: cat.people,
             today: cat.date().num_days_from_ce(),
         };
-        let appends = ["credits", "external_ids", "release_dates", "keywords", "images"];
+        let appends = [
+            "credits",
+            "external_ids",
+            "release_dates",
+            "keywords",
+            "images",
+        ];
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for m in cat.movies.iter().filter(|m| !m.deleted()).step_by(3) {
-            h = fnv(h, &serde_json::to_vec(&details_with(&c, m, &appends)).unwrap());
+            h = fnv(
+                h,
+                &serde_json::to_vec(&details_with(&c, m, &appends)).unwrap(),
+            );
         }
         let mut text = Vec::new();
         let gz = crate::sim::export::generate(&cat, 2, 3).unwrap();
