@@ -39,9 +39,9 @@ pub fn generate(cat: &Catalog, day: u16, malformed: u64) -> std::io::Result<Vec<
         let m = &cat.movies[*i as usize];
         let version = m.version - bumps.get(&m.id).copied().unwrap_or(0);
         while next_bad <= malformed && (k as u64) >= next_bad * total / (malformed + 1) {
-            write!(
+            writeln!(
                 buf,
-                "{{\"adult\":false,\"id\":{},\"original_title\":\"Bro\n",
+                "{{\"adult\":false,\"id\":{},\"original_title\":\"Bro",
                 m.id
             )?;
             next_bad += 1;

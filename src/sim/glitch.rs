@@ -171,6 +171,8 @@ pub fn export_glitch(seed: u64, id: u32, rate: f64) -> Option<GlitchKind> {
     glitch_for(seed, id, rate).filter(|k| k.target() == GlitchTarget::Export)
 }
 
+// serde_json's Value holds neither an integer beyond u64 nor a lone surrogate: these private-use
+// placeholders (never in synthetic text) are swapped for the raw text after serialization.
 const BIG_SENTINEL: &str = "\u{E000}big-integer\u{E000}";
 const SURROGATE_SENTINEL: &str = "\u{E001}";
 
@@ -353,11 +355,11 @@ pub fn glitched_export_line(kind: GlitchKind, line: &str) -> Vec<u8> {
         GlitchKind::ExportNulInTitle => {
             format!("{}\\u0000{}", &line[..title_at], &line[title_at..]).into_bytes()
         }
-        GlitchKind::ExportNotJson => line[..title_at].as_bytes().to_vec(),
+        GlitchKind::ExportNotJson => line.as_bytes()[..title_at].to_vec(),
         GlitchKind::ExportIdAsString => quote("id").into_bytes(),
         GlitchKind::ExportPopularityAsString => quote("popularity").into_bytes(),
         GlitchKind::ExportInvalidUtf8 => {
-            let mut out = line[..title_at].as_bytes().to_vec();
+            let mut out = line.as_bytes()[..title_at].to_vec();
             out.push(0xff);
             out.extend_from_slice(&line.as_bytes()[title_at..]);
             if let Some(end) = out.windows(3).position(|w| w == b"\",\"") {
