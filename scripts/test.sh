@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every test (unit, Postgres + simulator integration,
-# contract tests against ../shared/fixtures/tmdb). Installs missing system packages first.
+# contract tests against the recordings in tests/fixtures/tmdb). Installs missing system packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tmdbsync/target}"

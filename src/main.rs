@@ -80,6 +80,10 @@ struct SimulateArgs {
     /// First simulated day (default: 30 days before today).
     #[arg(long)]
     start_date: Option<NaiveDate>,
+    /// Fraction of movies served as poison records (NUL characters, numbers out of range, wrong
+    /// JSON types, broken export lines), the same ones for a seed; `GET /__sim/glitches` lists them.
+    #[arg(long, default_value_t = 0.0, value_parser = tmdbsync::sim::glitch::parse_rate)]
+    glitch_rate: f64,
 }
 
 #[derive(Args)]
@@ -297,6 +301,7 @@ async fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         rps: a.rps,
         latency_ms: a.latency_ms,
         error_rate: a.error_rate,
+        glitch_rate: a.glitch_rate,
         ..Default::default()
     };
     if let Some(d) = a.start_date {

@@ -140,9 +140,9 @@ async fn new_ids_reopen_the_partial_last_page() {
 async fn gzip_export_reader_counts_malformed_lines_and_reads_the_recorded_sample() {
     let sample = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/tmdb/movie_ids_export_sample.jsonl"
+        "/tests/fixtures/tmdb/movie_ids_export_sample.jsonl"
     ))
-    .expect("the recorded export sample in ../shared/fixtures/tmdb");
+    .expect("the recorded export sample in tests/fixtures/tmdb");
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
     gz.write_all(sample.as_bytes()).unwrap();
     gz.write_all(b"{not json\n\n").unwrap();

@@ -1,5 +1,5 @@
 //! Contract test: the simulator's JSON has the field names and types of real recorded
-//! TMDb / OMDb responses (`shared/fixtures/tmdb`), and its behaviours match the spec.
+//! TMDb / OMDb responses (`tests/fixtures/tmdb`), and its behaviours match the spec.
 
 use chrono::NaiveDate;
 use flate2::read::GzDecoder;
@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use tmdbsync::sim::{SimConfig, SimHandle, spawn};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/tmdb");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tmdb");
 const KEY: &str = "api_key=testkey";
 const APPENDS: &str = "credits,release_dates,external_ids,keywords,images";
 
@@ -935,4 +935,139 @@ async fn faults_reset_error_malformed_timeout_are_random_and_retryable() {
     post(&c, &faults, json!({"fail_ids": []})).await;
     assert_eq!(c.get(&url).send().await.unwrap().status(), StatusCode::OK);
     s.shutdown().await;
+}
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The digest was taken over HTTP before glitches existed: without `glitch_rate` the simulator
+/// serves byte-identical details bodies and export files.
+#[tokio::test]
+async fn without_glitches_details_and_export_bytes_are_unchanged() {
+    let s = sim(config(2000, 20, 11)).await;
+    let c = client();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for (id, _) in live_ids(&c, &s).await.into_iter().take(300) {
+        let url = format!(
+            "{}/movie/{id}?{KEY}&append_to_response={APPENDS}",
+            s.tmdb_url()
+        );
+        h = fnv(h, &c.get(&url).send().await.unwrap().bytes().await.unwrap());
+    }
+    let url = format!(
+        "{}/movie_ids_{}.json.gz",
+        s.export_url(),
+        start().format("%m_%d_%Y")
+    );
+    let gz = c.get(&url).send().await.unwrap().bytes().await.unwrap();
+    let mut text = Vec::new();
+    GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
+    h = fnv(h, &text);
+    assert_eq!(format!("{h:016x}"), "dd782734c8dac169");
+    s.shutdown().await;
+}
+
+async fn raw(c: &reqwest::Client, url: &str) -> Vec<u8> {
+    let r = c.get(url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    r.bytes().await.expect("body").to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glitches_are_fixed_by_seed_parse_except_lone_surrogates_and_are_counted() {
+    use tmdbsync::sim::glitch::{GlitchKind, GlitchTarget, glitch_for};
+    let glitchy = || SimConfig {
+        glitch_rate: 0.2,
+        ..config(5000, 0, 21)
+    };
+    let (a, b, clean) = (
+        sim(glitchy()).await,
+        sim(glitchy()).await,
+        sim(config(5000, 0, 21)).await,
+    );
+    let c = client();
+    let (_, list) = get(&c, &format!("{}/__sim/glitches", a.base_url())).await;
+    let glitched = list["movies"].as_array().unwrap();
+    for g in glitched {
+        let kind = glitch_for(21, g["id"].as_u64().unwrap() as u32, 0.2).expect("glitched");
+        assert_eq!(g["kind"], json!(kind.name()));
+        assert_eq!(g["expected"], json!(kind.expected().name()));
+    }
+    let live = live_ids(&c, &a).await;
+    let ratio = glitched.len() as f64 / live.len() as f64;
+    assert!((0.18..0.22).contains(&ratio), "glitched {ratio}");
+    let first_of = |k: GlitchKind| {
+        glitched
+            .iter()
+            .find(|g| g["kind"] == json!(k.name()))
+            .and_then(|g| g["id"].as_u64())
+            .unwrap_or_else(|| panic!("{k:?} never drawn in 5000 movies"))
+    };
+    let details_url = |s: &SimHandle, id: u64| {
+        let appends = "credits,external_ids,release_dates,keywords";
+        format!(
+            "{}/movie/{id}?{KEY}&append_to_response={appends}",
+            s.tmdb_url()
+        )
+    };
+    let mut served = 0;
+    for kind in GlitchKind::ALL.iter().copied() {
+        let id = first_of(kind);
+        let body = raw(&c, &details_url(&a, id)).await;
+        assert_eq!(body, raw(&c, &details_url(&b, id)).await, "{kind:?}");
+        let plain = raw(&c, &details_url(&clean, id)).await;
+        let parsed = serde_json::from_slice::<Value>(&body);
+        if kind.target() == GlitchTarget::Export {
+            assert_eq!(body, plain, "{kind:?} leaves the details body alone");
+            continue;
+        }
+        served += 1;
+        assert_ne!(body, plain, "{kind:?} must change the body");
+        match kind {
+            GlitchKind::LoneSurrogate => assert!(parsed.is_err(), "{kind:?} parsed"),
+            _ => assert_eq!(parsed.expect("valid JSON")["id"], json!(id), "{kind:?}"),
+        }
+        let (_, state) = get(&c, &format!("{}/__sim/movie/{id}", a.base_url())).await;
+        assert_eq!(state["glitch"], json!(kind.name()));
+    }
+    let unglitched = live
+        .iter()
+        .map(|m| m.0)
+        .filter(|id| glitched.iter().all(|g| g["id"] != json!(id)));
+    for id in unglitched.take(20) {
+        assert_eq!(
+            raw(&c, &details_url(&a, id)).await,
+            raw(&c, &details_url(&clean, id)).await
+        );
+    }
+    let url = format!(
+        "{}/movie_ids_{}.json.gz",
+        a.export_url(),
+        start().format("%m_%d_%Y")
+    );
+    let mut text = Vec::new();
+    GzDecoder::new(&raw(&c, &url).await[..])
+        .read_to_end(&mut text)
+        .unwrap();
+    let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    assert_eq!(lines.count(), live.len(), "one line per live movie");
+    let in_export = glitched
+        .iter()
+        .filter(|g| g["target"] == json!("export"))
+        .count();
+    let (_, stats) = get(&c, &format!("{}/__sim/stats", a.base_url())).await;
+    assert_eq!(stats["glitches"]["details"], json!(served));
+    assert_eq!(stats["glitches"]["export_lines"], json!(in_export));
+    assert_eq!(stats["glitches"]["by_kind"]["nul_in_title"], json!(1));
+    let (_, stats) = get(&c, &format!("{}/__sim/stats", clean.base_url())).await;
+    assert_eq!(
+        stats["glitches"],
+        json!({"details": 0, "export_lines": 0, "by_kind": {}})
+    );
+    for s in [a, b, clean] {
+        s.shutdown().await;
+    }
 }

@@ -199,7 +199,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/tmdb");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tmdb");
         std::fs::read_to_string(format!("{dir}/{name}")).expect("fixture")
     }
 

@@ -75,6 +75,8 @@ pub struct Catalog {
     pub logs: Vec<DayLog>,
     /// Size of the shared people pool.
     pub people: u64,
+    /// Fraction of movies served as poison records (see [`super::glitch`]).
+    pub glitch_rate: f64,
     adult_ratio: f64,
     live: usize,
 }
@@ -148,6 +150,7 @@ impl Catalog {
             movies: list,
             logs: vec![DayLog::default()],
             people: (total / 2).max(60),
+            glitch_rate: 0.0,
             adult_ratio: if total == 0 {
                 0.0
             } else {

@@ -3,6 +3,7 @@
 use super::catalog::{credits_rev, title_rev};
 use super::export;
 use super::faults::{FaultsPatch, Stats};
+use super::glitch::{GlitchCounts, glitch_for};
 use super::omdb;
 use super::payload::{Ctx, imdb_id, tmdb_id_from_imdb};
 use super::{AppState, lock};
@@ -104,7 +105,7 @@ pub async fn movie(State(sim): State<AppState>, Path(id): Path<String>) -> Respo
     let Some(m) = id.parse::<u32>().ok().and_then(|id| cat.get(id)) else {
         return (StatusCode::NOT_FOUND, Json(json!({"error": "unknown id"}))).into_response();
     };
-    Json(json!({
+    let mut body = json!({
         "id": m.id, "version": m.version, "deleted": m.deleted(), "adult": m.adult,
         "credits_version": credits_rev(cat.seed, m.id, m.version),
         "title_version": title_rev(cat.seed, m.id, m.version),
@@ -112,8 +113,11 @@ pub async fn movie(State(sim): State<AppState>, Path(id): Path<String>) -> Respo
         "imdb_id": imdb_id(cat.seed, m.id),
         "added_date": cat.date_of(m.added_day).to_string(),
         "deleted_date": m.deleted().then(|| cat.date_of(m.deleted_day).to_string()),
-    }))
-    .into_response()
+    });
+    if let Some(kind) = glitch_for(cat.seed, m.id, cat.glitch_rate) {
+        body["glitch"] = json!(kind.name());
+    }
+    Json(body).into_response()
 }
 
 async fn latency(sim: &AppState) {
@@ -186,6 +190,8 @@ pub async fn export(State(sim): State<AppState>, Path(file): Path<String>) -> Re
         }
     };
     drop(cache);
+    let glitched = GlitchCounts::in_export(&sim.read(), day);
+    lock(&sim.stats).glitches.merge(&glitched);
     ([(header::CONTENT_TYPE, "application/gzip")], bytes).into_response()
 }
 

@@ -1,6 +1,7 @@
 //! Daily `movie_ids_MM_DD_YYYY.json.gz` exports, reconstructed exactly for any past day.
 
 use super::catalog::{Catalog, movie_original_title, popularity};
+use super::glitch;
 use super::synth::hash;
 use chrono::NaiveDate;
 use flate2::Compression;
@@ -32,37 +33,43 @@ pub fn generate(cat: &Catalog, day: u16, malformed: u64) -> std::io::Result<Vec<
     order.sort_unstable();
     let total = order.len() as u64;
     let mut gz = GzEncoder::new(Vec::with_capacity(order.len() * 24), Compression::fast());
-    let mut buf = String::with_capacity(1 << 16);
+    let mut buf = Vec::with_capacity(1 << 16);
     let mut next_bad = 1u64;
     for (k, (_, i)) in order.iter().enumerate() {
         let m = &cat.movies[*i as usize];
         let version = m.version - bumps.get(&m.id).copied().unwrap_or(0);
         while next_bad <= malformed && (k as u64) >= next_bad * total / (malformed + 1) {
-            buf.push_str(&format!(
-                "{{\"adult\":false,\"id\":{},\"original_title\":\"Bro\n",
+            writeln!(
+                buf,
+                "{{\"adult\":false,\"id\":{},\"original_title\":\"Bro",
                 m.id
-            ));
+            )?;
             next_bad += 1;
         }
         let title = serde_json::to_string(&movie_original_title(seed, m.id, version))?;
-        buf.push_str(&format!(
-            "{{\"adult\":{},\"id\":{},\"original_title\":{},\"popularity\":{},\"video\":{}}}\n",
+        let line = format!(
+            "{{\"adult\":{},\"id\":{},\"original_title\":{},\"popularity\":{},\"video\":{}}}",
             m.adult,
             m.id,
             title,
             popularity(seed, m.id, version),
             is_video(seed, m.id)
-        ));
+        );
+        match glitch::export_glitch(seed, m.id, cat.glitch_rate) {
+            Some(kind) => buf.extend(glitch::glitched_export_line(kind, &line)),
+            None => buf.extend_from_slice(line.as_bytes()),
+        }
+        buf.push(b'\n');
         if buf.len() > 60_000 {
-            gz.write_all(buf.as_bytes())?;
+            gz.write_all(&buf)?;
             buf.clear();
         }
     }
     while next_bad <= malformed {
-        buf.push_str("{\"adult\":false,\"id\":\n");
+        buf.extend_from_slice(b"{\"adult\":false,\"id\":\n");
         next_bad += 1;
     }
-    gz.write_all(buf.as_bytes())?;
+    gz.write_all(&buf)?;
     gz.finish()
 }
 

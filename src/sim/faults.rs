@@ -1,5 +1,6 @@
 //! Fault injection settings, per-second rate limiting and request statistics.
 
+use super::glitch::GlitchCounts;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -229,6 +230,8 @@ pub struct Stats {
     pub max_per_second: u64,
     /// Ids of detail requests answered 200.
     pub details_ids: HashSet<u32>,
+    /// Glitched details bodies and export lines served.
+    pub glitches: GlitchCounts,
 }
 
 impl Stats {
@@ -241,6 +244,7 @@ impl Stats {
             "errors_injected": self.errors_injected,
             "max_requests_in_any_second": self.max_per_second,
             "details_ids_unique": self.details_ids.len(),
+            "glitches": self.glitches.to_json(),
         });
         if ids {
             let mut list: Vec<u32> = self.details_ids.iter().copied().collect();

@@ -7,6 +7,7 @@ mod catalog;
 mod control;
 mod export;
 mod faults;
+pub mod glitch;
 mod omdb;
 mod payload;
 mod synth;
@@ -47,6 +48,8 @@ pub struct SimConfig {
     pub error_rate: f64,
     /// The simulated date the clock starts at.
     pub start_date: NaiveDate,
+    /// Fraction of movies served as poison records (see [`glitch`]); 0 serves clean data.
+    pub glitch_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -59,6 +62,7 @@ impl Default for SimConfig {
             latency_ms: 0,
             error_rate: 0.0,
             start_date: Utc::now().date_naive() - chrono::Days::new(30),
+            glitch_rate: 0.0,
         }
     }
 }
@@ -93,7 +97,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Sim {
     fn new(c: &SimConfig) -> Self {
         let t = Instant::now();
-        let catalog = Catalog::new(c.seed, c.movies, c.adult_movies, c.start_date);
+        let mut catalog = Catalog::new(c.seed, c.movies, c.adult_movies, c.start_date);
+        catalog.glitch_rate = c.glitch_rate;
         tracing::info!(
             movies = catalog.movies.len(),
             elapsed_ms = t.elapsed().as_millis() as u64,
@@ -165,6 +170,7 @@ fn router(sim: AppState) -> Router {
         .route("/__sim/catalog", get(control::catalog))
         .route("/__sim/movie/{id}", get(control::movie))
         .route("/__sim/clock", get(control::clock))
+        .route("/__sim/glitches", get(glitch::list))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),

@@ -2,6 +2,7 @@
 
 use super::catalog::{Catalog, Movie, NO_DATE};
 use super::faults::{Fault, fault_response, tmdb_error, too_many};
+use super::glitch;
 use super::payload::{self, Ctx};
 use super::synth::hash;
 use super::{AppState, Sim, lock};
@@ -231,12 +232,16 @@ fn details(sim: &Sim, id: &str, q: &Params) -> Response {
             "Validation failed: append_to_response accepts at most 20 items.",
         );
     }
-    let found = lookup(&sim.read(), id);
+    let (found, glitch_rate) = {
+        let cat = sim.read();
+        (lookup(&cat, id), cat.glitch_rate)
+    };
     match found {
         Ok((c, m)) => {
             let body = payload::details_with(&c, &m, &appends);
             lock(&sim.stats).details_ids.insert(m.id);
-            Json(body).into_response()
+            glitch::details_response(sim, c.seed, m.id, glitch_rate, &body)
+                .unwrap_or_else(|| Json(body).into_response())
         }
         Err(e) => e.into_response(),
     }
