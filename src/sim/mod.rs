@@ -9,6 +9,7 @@ mod export;
 mod faults;
 mod omdb;
 mod payload;
+mod restore;
 mod synth;
 mod tmdb;
 
@@ -165,6 +166,7 @@ fn router(sim: AppState) -> Router {
         .route("/__sim/catalog", get(control::catalog))
         .route("/__sim/movie/{id}", get(control::movie))
         .route("/__sim/clock", get(control::clock))
+        .route("/__sim/restore", post(restore::restore))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
