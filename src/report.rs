@@ -187,10 +187,7 @@ mod tests {
             text.contains("4,995 / 5,000 movies (0 remaining;"),
             "{text}"
         );
-        assert!(
-            text.contains("5 export ids not served by TMDb"),
-            "{text}"
-        );
+        assert!(text.contains("5 export ids not served by TMDb"), "{text}");
         assert!(text.contains("100.0%"), "{text}");
         let none = render(&SyncHealth::compute(
             &HealthInputs {

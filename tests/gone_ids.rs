@@ -89,10 +89,20 @@ async fn catalog_then_deletions_then_bulk(engine: &Engine, sim: &SimHandle) -> B
         .intersection(&listed)
         .copied()
         .collect();
-    assert!(!gone.is_empty(), "the simulator deleted listed ids: {advanced}");
-    let b = bulk::run(engine, ALL_PAGES, &label).await.expect("bulk run");
+    assert!(
+        !gone.is_empty(),
+        "the simulator deleted listed ids: {advanced}"
+    );
+    let b = bulk::run(engine, ALL_PAGES, &label)
+        .await
+        .expect("bulk run");
     assert!(b.succeeded, "{}", b.message);
-    assert_eq!(b.counters.movies_deleted as usize, gone.len(), "{}", b.message);
+    assert_eq!(
+        b.counters.movies_deleted as usize,
+        gone.len(),
+        "{}",
+        b.message
+    );
     assert!(
         b.message
             .contains(&format!("{} not served by TMDb", gone.len())),
@@ -128,15 +138,15 @@ async fn listed_ids_that_answer_404_are_not_remaining_and_progress_reaches_100_p
         .into_iter()
         .collect();
     assert_eq!(recorded, gone);
-    assert_eq!(scalar(&store, "SELECT count(*) FROM movies").await, h.imported);
+    assert_eq!(
+        scalar(&store, "SELECT count(*) FROM movies").await,
+        h.imported
+    );
 
     // Text and JSON show the figure on its own.
     let text = tmdbsync::report::render(&h);
     assert!(
-        text.contains(&format!(
-            "{} export ids not served by TMDb",
-            gone.len()
-        )),
+        text.contains(&format!("{} export ids not served by TMDb", gone.len())),
         "{text}"
     );
     assert!(text.contains("100.0%"), "{text}");
@@ -153,7 +163,12 @@ async fn a_movie_a_delta_marked_deleted_stops_counting_as_remaining() {
     let engine = engine(store.clone(), &sim, 2000);
     let label = RunLabel::default();
     assert!(catalog::run(&engine, &label).await.unwrap().succeeded);
-    assert!(bulk::run(&engine, ALL_PAGES, &label).await.unwrap().succeeded);
+    assert!(
+        bulk::run(&engine, ALL_PAGES, &label)
+            .await
+            .unwrap()
+            .succeeded
+    );
     let before = health(&store, &sim).await;
     assert_eq!((before.imported, before.remaining), (3000, 0));
 

@@ -169,7 +169,9 @@ impl Engine {
             Err(e) => (RunStatus::Failed, Closing::Text(e.to_string()), Some(e)),
         };
         let auth = match &error {
-            Some(StageError::Credentials(e)) => Some((e.category(), e.http_status(), e.to_string())),
+            Some(StageError::Credentials(e)) => {
+                Some((e.category(), e.http_status(), e.to_string()))
+            }
             Some(StageError::OmdbCredentials(e)) => {
                 Some((e.category(), e.http_status(), e.to_string()))
             }

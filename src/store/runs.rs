@@ -336,12 +336,13 @@ pub async fn settle_message(
     .fetch_one(&mut *tx)
     .await
     .context("locking a run to write its message")?;
-    let failed_pages: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM bulk_pages WHERE run_id = $1 AND status = 'failed'")
-            .bind(run)
-            .fetch_one(&mut *tx)
-            .await
-            .context("counting a run's failed pages")?;
+    let failed_pages: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bulk_pages WHERE run_id = $1 AND status = 'failed'",
+    )
+    .bind(run)
+    .fetch_one(&mut *tx)
+    .await
+    .context("counting a run's failed pages")?;
     let totals = RunTotals {
         counters: RunCounters {
             pages_processed: row.0,
