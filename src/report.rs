@@ -44,6 +44,13 @@ pub fn render(h: &SyncHealth) -> String {
         thousands(h.last_page_processed.into()),
         thousands(h.total_pages.into())
     );
+    if h.not_served > 0 {
+        let _ = writeln!(
+            s,
+            "{} export ids not served by TMDb (404; not remaining, rechecked weekly)",
+            thousands(h.not_served)
+        );
+    }
     let eta = match (h.estimated_completion, h.estimated_days_remaining) {
         (Some(date), Some(0.0)) => format!("complete ({date})"),
         (Some(date), Some(days)) => format!("{} (~{days} days)", date.format("%B %-d, %Y")),
@@ -170,6 +177,33 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(352000), "352,000");
         assert_eq!(thousands(-1234567), "-1,234,567");
+    }
+
+    #[test]
+    fn ids_not_served_show_as_their_own_figure() {
+        use crate::plan::health::HealthInputs;
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
+        let inputs = HealthInputs {
+            tmdb_total: 5_000,
+            imported: 4_995,
+            not_served: 5,
+            ..Default::default()
+        };
+        let text = render(&SyncHealth::compute(&inputs, today));
+        assert!(
+            text.contains("4,995 / 5,000 movies (0 remaining;"),
+            "{text}"
+        );
+        assert!(text.contains("5 export ids not served by TMDb"), "{text}");
+        assert!(text.contains("100.0%"), "{text}");
+        let none = render(&SyncHealth::compute(
+            &HealthInputs {
+                not_served: 0,
+                ..inputs
+            },
+            today,
+        ));
+        assert!(!none.contains("not served"), "{none}");
     }
 
     #[test]

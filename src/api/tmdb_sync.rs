@@ -399,6 +399,10 @@ pub struct TmdbSyncStatus {
 pub struct ProgressStatus {
     pub tmdb_total: i64,
     pub imported: i64,
+    /// Ids in TMDb's latest export that TMDb does not serve (its API answers 404): deleted or not
+    /// public. They are neither imported nor remaining, and are rechecked weekly.
+    #[serde(default)]
+    pub not_served: i64,
     pub remaining: i64,
     pub percent_complete: f64,
     pub total_pages: i32,

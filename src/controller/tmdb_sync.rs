@@ -373,6 +373,7 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
         progress: Some(ProgressStatus {
             tmdb_total: health.tmdb_total,
             imported: health.imported,
+            not_served: health.not_served,
             remaining: health.remaining,
             percent_complete: health.percent_complete,
             total_pages: health.total_pages,

@@ -13,6 +13,8 @@ pub struct HealthInputs {
     pub tmdb_total: i64,
     /// Those ids stored and not deleted.
     pub imported: i64,
+    /// Those ids TMDb answered 404 for (and not stored since): work that cannot be done.
+    pub not_served: i64,
     /// Pages needed for the whole catalog.
     pub total_pages: i32,
     /// Highest page `p` with pages `1..=p` all done.
@@ -93,9 +95,15 @@ pub struct DayRow {
 /// The Sync Health report (the seed's panel).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncHealth {
+    /// Ids in the latest export that the sync imports.
     pub tmdb_total: i64,
+    /// Those ids stored and not deleted.
     pub imported: i64,
+    /// Ids in the export that TMDb does not serve (404): neither imported nor remaining.
+    pub not_served: i64,
+    /// Ids TMDb serves that are not stored yet.
     pub remaining: i64,
+    /// Imported over the ids TMDb serves (100 when everything served is stored).
     pub percent_complete: f64,
     pub total_pages: i32,
     pub last_page_processed: i32,
@@ -117,10 +125,15 @@ pub struct SyncHealth {
 impl SyncHealth {
     /// Computes the report for `today` (the date the caller considers current).
     pub fn compute(inputs: &HealthInputs, today: NaiveDate) -> SyncHealth {
-        let remaining = (inputs.tmdb_total - inputs.imported).max(0);
-        let percent_complete = if inputs.tmdb_total > 0 {
-            let p = inputs.imported as f64 / inputs.tmdb_total as f64 * 100.0;
+        let not_served = inputs.not_served.clamp(0, inputs.tmdb_total.max(0));
+        let served = inputs.tmdb_total - not_served;
+        let remaining = (served - inputs.imported).max(0);
+        let percent_complete = if served > 0 {
+            let p = inputs.imported as f64 / served as f64 * 100.0;
             (p.min(100.0) * 100.0).round() / 100.0
+        } else if inputs.tmdb_total > 0 {
+            // Every listed id is gone: nothing TMDb serves is missing.
+            100.0
         } else {
             0.0
         };
@@ -176,6 +189,7 @@ impl SyncHealth {
         SyncHealth {
             tmdb_total: inputs.tmdb_total,
             imported: inputs.imported,
+            not_served,
             remaining,
             percent_complete,
             total_pages: inputs.total_pages,
@@ -197,9 +211,11 @@ impl SyncHealth {
         }
     }
 
-    /// Whether every catalog page has been processed (the bulk phase is over).
+    /// Whether the bulk phase is over: every catalog page processed, or every id TMDb serves
+    /// stored (ids it does not serve never hold the sync in bootstrapping).
     pub fn bulk_complete(&self) -> bool {
-        self.total_pages > 0 && self.last_page_processed >= self.total_pages
+        (self.total_pages > 0 && self.last_page_processed >= self.total_pages)
+            || (self.tmdb_total > 0 && self.remaining == 0)
     }
 }
 
@@ -275,6 +291,52 @@ mod tests {
         let h = SyncHealth::compute(&inputs, d("2026-03-07"));
         assert_eq!(h.estimated_days_remaining, None);
         assert_eq!(h.estimated_completion, None);
+    }
+
+    #[test]
+    fn ids_tmdb_does_not_serve_are_neither_imported_nor_remaining() {
+        // (total, imported, not served) → (remaining, percent, ETA days at 10 a day, complete)
+        let cases = [
+            // The demo's end: 5 deleted ids no longer hold progress below 100 %.
+            ((5_000, 4_995, 5), (0, 100.0, Some(0.0), true)),
+            ((5_000, 4_995, 0), (5, 99.9, Some(0.5), false)),
+            ((1_000, 400, 200), (400, 50.0, Some(40.0), false)),
+            // Every listed id gone: nothing TMDb serves is missing.
+            ((10, 0, 10), (0, 100.0, Some(0.0), true)),
+            // A count above the total (inconsistent inputs) is capped, never negative.
+            ((10, 0, 12), (0, 100.0, Some(0.0), true)),
+            ((0, 0, 0), (0, 0.0, Some(0.0), false)),
+        ];
+        for ((total, imported, not_served), (remaining, percent, eta, complete)) in cases {
+            let inputs = HealthInputs {
+                tmdb_total: total,
+                imported,
+                not_served,
+                total_pages: 250,
+                last_page_processed: 10,
+                days: vec![day("2026-03-07", 10, 1, 0)],
+                ..Default::default()
+            };
+            let h = SyncHealth::compute(&inputs, d("2026-03-07"));
+            let case = (total, imported, not_served);
+            assert_eq!(h.remaining, remaining, "{case:?}");
+            assert_eq!(h.percent_complete, percent, "{case:?}");
+            assert_eq!(h.estimated_days_remaining, eta, "{case:?}");
+            assert_eq!(h.bulk_complete(), complete, "{case:?}");
+            assert_eq!(h.not_served, not_served.min(total), "{case:?}");
+        }
+    }
+
+    #[test]
+    fn all_pages_done_completes_bulk_even_with_ids_remaining() {
+        let inputs = HealthInputs {
+            tmdb_total: 100,
+            imported: 90,
+            total_pages: 5,
+            last_page_processed: 5,
+            ..Default::default()
+        };
+        assert!(SyncHealth::compute(&inputs, d("2026-03-07")).bulk_complete());
     }
 
     #[test]

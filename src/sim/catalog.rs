@@ -283,6 +283,20 @@ impl Catalog {
         }
     }
 
+    /// Serves a deleted movie again (TMDb restoring an id) without listing it in the changes feed.
+    /// Returns whether `id` was deleted.
+    pub fn restore(&mut self, id: u32) -> bool {
+        let Ok(i) = self.movies.binary_search_by_key(&id, |m| m.id) else {
+            return false;
+        };
+        if !self.movies[i].deleted() {
+            return false;
+        }
+        self.movies[i].deleted_day = NEVER;
+        self.live += 1;
+        true
+    }
+
     /// Ids touched (changed, deleted or added) on days `from..=to`, sorted and de-duplicated.
     pub fn changes(&self, from: u16, to: u16) -> Vec<u32> {
         let mut ids = BTreeSet::new();

@@ -10,6 +10,7 @@ mod faults;
 pub mod glitch;
 mod omdb;
 mod payload;
+mod restore;
 mod synth;
 mod tmdb;
 
@@ -171,6 +172,7 @@ fn router(sim: AppState) -> Router {
         .route("/__sim/movie/{id}", get(control::movie))
         .route("/__sim/clock", get(control::clock))
         .route("/__sim/glitches", get(glitch::list))
+        .route("/__sim/restore", post(restore::restore))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::fetch::{FetchEvent, FetchOutcome, fetch_movies};
 use super::writer::{Batch, Writer};
-use super::{Engine, RunLabel, StageError, StageReport};
+use super::{Closing, Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
 use crate::plan::pages::{PageRange, next_bulk_range, total_pages};
-use crate::store::catalog;
 use crate::store::pages::{self, PageOutcome};
-use crate::store::runs::{ErrorRecord, RunCounters, RunId};
+use crate::store::runs::{self, ErrorRecord, RunId, RunTotals};
+use crate::store::{catalog, gone};
 
 /// Which pages a bulk run takes.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,15 @@ pub struct BulkOptions {
 const BATCH_MOVIES: usize = 250;
 /// Longest a fetched movie waits in memory before it is written.
 const BATCH_AGE: Duration = Duration::from_secs(2);
+
+/// Ids TMDb did not serve that bulk runs ask for again per day (all runs of the last 24 hours
+/// together), so the recheck costs at most this many requests a day however large the backlog.
+pub const GONE_RECHECKS_PER_DAY: i64 = 100;
+/// An id TMDb did not serve is asked for again at most this often.
+pub const GONE_RECHECK_AFTER_DAYS: i32 = 7;
+/// Run metadata counts of the recheck (the message and the daily budget read them).
+const RECHECKED: &str = "gone_rechecked";
+const SERVED_AGAIN: &str = "gone_served_again";
 
 /// Runs one bulk pass.
 pub async fn run(
@@ -56,14 +65,48 @@ pub async fn run(
     };
     let pages_total = range.map_or(0, |r| r.len());
     let run = engine.open_run(RunType::Bulk, label, pages_total).await?;
-    let outcome = match range {
-        None => Ok((
-            true,
-            format!("all {total} catalog pages are done; nothing to import"),
-        )),
+    let mut outcome = match range {
+        None => Ok(()),
         Some(range) => import_range(engine, run, range, options.shard, options.refetch).await,
     };
+    // One pod of a sharded run rechecks, after its pages.
+    if outcome.is_ok() && options.shard.is_none_or(|(index, _)| index == 0) {
+        outcome = recheck_gone(engine, run).await;
+    }
+    let outcome = outcome.map(|()| (true, closing(range, total)));
     engine.close_run(RunType::Bulk, run, label, outcome).await
+}
+
+/// The run's message, written from the whole run's counters when a pod closes it.
+fn closing(range: Option<PageRange>, total: i32) -> Closing {
+    Closing::from_run(move |t: &RunTotals| {
+        let c = &t.counters;
+        let counts = format!(
+            "{} imported, {} updated, {} skipped, {} not served by TMDb (404), {} errors",
+            c.movies_imported, c.movies_updated, c.movies_skipped, c.movies_deleted, c.errors
+        );
+        let rechecked = t.metadata_count(RECHECKED);
+        let mut message = match range {
+            Some(r) => format!("pages {}-{}: {counts}", r.from, r.to),
+            None if rechecked == 0 => {
+                format!("all {total} catalog pages are done; nothing to import")
+            }
+            None => format!("all {total} catalog pages are done: {counts}"),
+        };
+        if t.failed_pages > 0 {
+            message.push_str(&format!(
+                "; {} pages keep failed movies for the next run",
+                t.failed_pages
+            ));
+        }
+        if rechecked > 0 {
+            message.push_str(&format!(
+                "; rechecked {rechecked} ids TMDb did not serve, {} served again",
+                t.metadata_count(SERVED_AGAIN)
+            ));
+        }
+        message
+    })
 }
 
 #[derive(Default)]
@@ -80,7 +123,7 @@ async fn import_range(
     range: PageRange,
     shard: Option<(u32, u32)>,
     refetch: bool,
-) -> Result<(bool, String), StageError> {
+) -> Result<(), StageError> {
     let (index, count) = shard.unwrap_or((0, 1));
     let done = if refetch {
         Default::default()
@@ -122,11 +165,10 @@ async fn import_range(
     let writer = Writer::spawn(engine.store.clone(), run);
     let mut batch = Batch::default();
     let mut batch_started = Instant::now();
-    let mut failed_pages = 0;
 
     // Pages with nothing to fetch are complete already.
     for (p, s) in state.iter().filter(|(_, s)| s.pending == 0) {
-        complete_page(&mut batch, *p, s, &mut failed_pages);
+        complete_page(&mut batch, *p, s);
     }
     let mut rx = fetch_movies(engine.tmdb.clone(), items, engine.concurrency);
     let mut fatal = None;
@@ -151,6 +193,7 @@ async fn import_range(
                     batch.movies.push(*movie);
                 }
             }
+            // Recorded as not served (`catalog_gone`): no longer remaining, rechecked weekly.
             FetchOutcome::NotFound => batch.deleted.push(fetched.id),
             FetchOutcome::Failed { error, attempts } => {
                 page.errors += 1;
@@ -166,7 +209,7 @@ async fn import_range(
         }
         if page.pending == 0 {
             let page = state.remove(&fetched.tag).expect("page");
-            complete_page(&mut batch, fetched.tag, &page, &mut failed_pages);
+            complete_page(&mut batch, fetched.tag, &page);
         }
         if batch.movies.len() >= BATCH_MOVIES || batch_started.elapsed() >= BATCH_AGE {
             if writer.send(std::mem::take(&mut batch)).await.is_err() {
@@ -177,34 +220,88 @@ async fn import_range(
     }
     drop(rx);
     let _ = writer.send(batch).await;
-    let written: RunCounters = writer.finish().await?;
+    writer.finish().await?;
     bar.finish();
     if let Some(e) = fatal {
         return Err(StageError::Credentials(e));
     }
-    let mut message = format!(
-        "pages {}-{}: {} imported, {} updated, {} skipped, {} deleted, {} errors",
-        range.from,
-        range.to,
-        written.movies_imported,
-        written.movies_updated,
-        written.movies_skipped,
-        written.movies_deleted,
-        written.errors
-    );
-    if failed_pages > 0 {
-        message.push_str(&format!(
-            "; {failed_pages} pages keep failed movies for the next run"
-        ));
-    }
-    Ok((true, message))
+    Ok(())
 }
 
-fn complete_page(batch: &mut Batch, page: i32, s: &PageState, failed_pages: &mut usize) {
-    let done = s.errors == 0;
-    if !done {
-        *failed_pages += 1;
+/// Asks TMDb again for ids it did not serve, within the daily budget and at most weekly per id;
+/// one served again is imported (and so no longer counted gone).
+async fn recheck_gone(engine: &Engine, run: RunId) -> Result<(), StageError> {
+    let store = &engine.store;
+    gone::forget_served(store).await?;
+    let used = runs::metadata_count_since(store, RunType::Bulk, RECHECKED, 24).await?;
+    let ids = gone::claim_rechecks(
+        store,
+        GONE_RECHECK_AFTER_DAYS,
+        GONE_RECHECKS_PER_DAY - used,
+        engine.include_adult,
+    )
+    .await?;
+    if ids.is_empty() {
+        return Ok(());
     }
+    tracing::info!(ids = ids.len(), "bulk: rechecking ids TMDb did not serve");
+    let writer = Writer::spawn(store.clone(), run);
+    let mut batch = Batch::default();
+    let mut served_again = 0i64;
+    let mut rx = fetch_movies(
+        engine.tmdb.clone(),
+        ids.iter().map(|id| ((), *id)).collect(),
+        engine.concurrency,
+    );
+    let mut fatal = None;
+    while let Some(event) = rx.recv().await {
+        let fetched = match event {
+            FetchEvent::Done(f) => f,
+            FetchEvent::Fatal(e) => {
+                fatal = Some(e);
+                break;
+            }
+        };
+        match fetched.outcome {
+            FetchOutcome::Fetched(movie) => {
+                if movie.details.adult == Some(true) && !engine.include_adult {
+                    batch.counters.movies_skipped += 1;
+                } else {
+                    served_again += 1;
+                    batch.movies.push(*movie);
+                }
+            }
+            FetchOutcome::NotFound => batch.deleted.push(fetched.id),
+            FetchOutcome::Failed { error, attempts } => {
+                batch.counters.errors += 1;
+                batch.errors.push(ErrorRecord {
+                    category: error.category(),
+                    movie_id: Some(fetched.id),
+                    http_status: error.http_status(),
+                    message: error.to_string(),
+                    attempts,
+                });
+            }
+        }
+    }
+    drop(rx);
+    let _ = writer.send(batch).await;
+    writer.finish().await?;
+    runs::add_metadata_counts(
+        store,
+        run,
+        &[(RECHECKED, ids.len() as i64), (SERVED_AGAIN, served_again)],
+    )
+    .await?;
+    gone::forget_served(store).await?;
+    if let Some(e) = fatal {
+        return Err(StageError::Credentials(e));
+    }
+    Ok(())
+}
+
+fn complete_page(batch: &mut Batch, page: i32, s: &PageState) {
+    let done = s.errors == 0;
     batch.counters.pages_processed += 1;
     batch.counters.movies_skipped += s.skipped;
     batch.pages.push(PageOutcome {

@@ -9,10 +9,10 @@ use chrono::NaiveDate;
 
 use super::fetch::{FetchEvent, FetchOutcome, fetch_movies};
 use super::writer::{Batch, Writer};
-use super::{Engine, RunLabel, StageError, StageReport};
+use super::{Closing, Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
 use crate::plan::windows::{DeltaWindow, MAX_WINDOW_DAYS, delta_start, delta_windows};
-use crate::store::runs::{ErrorRecord, RunCounters, RunId};
+use crate::store::runs::{ErrorRecord, RunCounters, RunId, RunTotals};
 use crate::store::{catalog, movies, pages};
 use crate::tmdb::TmdbError;
 
@@ -72,7 +72,7 @@ async fn apply_windows(
     windows: &[DeltaWindow],
     today: NaiveDate,
     options: DeltaOptions,
-) -> Result<(bool, String), StageError> {
+) -> Result<(bool, Closing), StageError> {
     let writer = Writer::spawn(engine.store.clone(), run);
     let mut recording = options.window.is_none();
     let mut held_at: Option<NaiveDate> = None;
@@ -98,26 +98,28 @@ async fn apply_windows(
     if result.is_ok() && options.refresh_stale > 0 {
         result = refresh_stale(engine, &writer, options.refresh_stale).await;
     }
-    let written: RunCounters = writer.finish().await?;
+    writer.finish().await?;
     result?;
     let span = match (windows.first(), windows.last()) {
         (Some(f), Some(l)) => format!("{} to {}", f.start, l.end),
         _ => "no days".into(),
     };
-    let mut message = format!(
-        "changes {span}: {listed} ids listed, {} imported, {} updated, {} deleted, {} skipped, {} errors",
-        written.movies_imported,
-        written.movies_updated,
-        written.movies_deleted,
-        written.movies_skipped,
-        written.errors
-    );
-    if let Some(day) = held_at {
-        message.push_str(&format!(
-            "; watermark held before {day} for the next run to retry"
-        ));
-    }
-    Ok((true, message))
+    Ok((
+        true,
+        Closing::from_run(move |t: &RunTotals| {
+            let c = &t.counters;
+            let mut message = format!(
+                "changes {span}: {listed} ids listed, {} imported, {} updated, {} deleted, {} skipped, {} errors",
+                c.movies_imported, c.movies_updated, c.movies_deleted, c.movies_skipped, c.errors
+            );
+            if let Some(day) = held_at {
+                message.push_str(&format!(
+                    "; watermark held before {day} for the next run to retry"
+                ));
+            }
+            message
+        }),
+    ))
 }
 
 struct WindowOutcome {

@@ -9,7 +9,7 @@ pub mod progress;
 pub mod writer;
 
 use crate::plan::RunType;
-use crate::store::runs::{self, RunCounters, RunId, RunStatus};
+use crate::store::runs::{self, RunCounters, RunId, RunStatus, RunTotals};
 use crate::store::{Store, StoreError};
 use crate::tmdb::{TmdbClient, TmdbError};
 
@@ -86,6 +86,36 @@ pub struct StageReport {
     pub message: String,
 }
 
+/// The message a run closes with.
+pub enum Closing {
+    /// Fixed text.
+    Text(String),
+    /// Written from the whole run (every pod's counters, summed in Postgres) when a pod closes it,
+    /// so the pod of a sharded or retried run that closes last leaves a message matching the
+    /// counters, not a summary of its own share.
+    FromRun(Box<dyn FnOnce(&RunTotals) -> String + Send>),
+}
+
+impl Closing {
+    /// A message rendered from the run's totals.
+    pub fn from_run(render: impl FnOnce(&RunTotals) -> String + Send + 'static) -> Self {
+        Closing::FromRun(Box::new(render))
+    }
+
+    fn render(self, totals: &RunTotals) -> String {
+        match self {
+            Closing::Text(t) => t,
+            Closing::FromRun(f) => f(totals),
+        }
+    }
+}
+
+impl From<String> for Closing {
+    fn from(text: String) -> Self {
+        Closing::Text(text)
+    }
+}
+
 impl Engine {
     /// Opens a run row (failing anonymous leftovers of killed processes first).
     async fn open_run(
@@ -117,7 +147,7 @@ impl Engine {
         run_type: RunType,
         run: RunId,
         label: &RunLabel,
-        outcome: Result<(bool, String), StageError>,
+        outcome: Result<(bool, impl Into<Closing>), StageError>,
     ) -> Result<StageReport, StageError> {
         let before = self
             .marks
@@ -133,14 +163,16 @@ impl Engine {
             .map(|(class, (n, b))| (*class, n.saturating_sub(*b) as i64))
             .collect();
         runs::add_requests(&self.store, run, &counts).await?;
-        let (status, message) = match &outcome {
-            Ok((true, m)) => (RunStatus::Completed, m.clone()),
-            Ok((false, m)) => (RunStatus::Failed, m.clone()),
-            Err(e) => (RunStatus::Failed, e.to_string()),
+        let (status, closing, error) = match outcome {
+            Ok((true, m)) => (RunStatus::Completed, m.into(), None),
+            Ok((false, m)) => (RunStatus::Failed, m.into(), None),
+            Err(e) => (RunStatus::Failed, Closing::Text(e.to_string()), Some(e)),
         };
-        let auth = match &outcome {
-            Err(StageError::Credentials(e)) => Some((e.category(), e.http_status(), e.to_string())),
-            Err(StageError::OmdbCredentials(e)) => {
+        let auth = match &error {
+            Some(StageError::Credentials(e)) => {
+                Some((e.category(), e.http_status(), e.to_string()))
+            }
+            Some(StageError::OmdbCredentials(e)) => {
                 Some((e.category(), e.http_status(), e.to_string()))
             }
             _ => None,
@@ -169,17 +201,18 @@ impl Engine {
                 source,
             })?;
         }
-        if label.name.is_some() {
-            runs::set_message(&self.store, run, &message).await?;
-        } else {
-            runs::finish_run(&self.store, run, status, Some(&message)).await?;
-        }
+        // A named run is finished by the controller from the Job's outcome, never by one pod.
+        let finish = label.name.is_none().then_some(status);
+        let message =
+            runs::settle_message(&self.store, run, finish, |totals| closing.render(totals)).await?;
         let row = runs::get_run(&self.store, run).await?;
         tracing::info!(run_type = %run_type, run_id = run, status = %row.status,
             imported = row.movies_imported, updated = row.movies_updated,
             skipped = row.movies_skipped, deleted = row.movies_deleted,
             errors = row.errors_count, data_warnings = row.data_warnings, "{message}");
-        outcome?;
+        if let Some(e) = error {
+            return Err(e);
+        }
         Ok(StageReport {
             run_type: run_type.as_str().to_string(),
             run_id: run,

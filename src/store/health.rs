@@ -19,6 +19,10 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
              (SELECT count(*) FROM catalog_ids c JOIN movies m ON m.id = c.id, latest l
                WHERE c.last_seen >= l.export_date AND (l.include_adult OR NOT c.adult)
                  AND m.deleted_at IS NULL) AS imported,
+             (SELECT count(*) FROM catalog_gone g JOIN catalog_ids c ON c.id = g.id, latest l
+               WHERE c.last_seen >= l.export_date AND (l.include_adult OR NOT c.adult)
+                 AND NOT EXISTS (SELECT 1 FROM movies m
+                                 WHERE m.id = g.id AND m.deleted_at IS NULL)) AS not_served,
              (SELECT COALESCE(max(ordinal), 0) FROM catalog_ids) AS max_ordinal,
              (SELECT max(day) FROM delta_days) AS watermark",
     )
@@ -91,6 +95,7 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
     Ok(HealthInputs {
         tmdb_total: catalog.get("total"),
         imported: catalog.get("imported"),
+        not_served: catalog.get("not_served"),
         total_pages: crate::plan::pages::total_pages(catalog.get("max_ordinal")),
         last_page_processed: pages::last_contiguous_page(store).await?,
         export_date: catalog.get("export_date"),

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod collaborations;
+pub mod gone;
 pub mod health;
 pub mod movies;
 pub mod omdb;

@@ -372,20 +372,36 @@ async fn replace_genres(conn: &mut PgConnection, movies: &[&FetchedMovie]) -> Re
     Ok(())
 }
 
-/// Marks movies deleted (TMDb answered 404). Returns how many were newly marked.
+/// Records ids TMDb answered 404 for: a stored movie is marked deleted, and every id is recorded
+/// as gone (`catalog_gone`, stamped checked now), so a catalog id never imported leaves "remaining"
+/// too. Returns how many ids are newly not served (a live movie newly deleted, or an id newly gone).
 pub async fn mark_deleted(conn: &mut PgConnection, ids: &[i64]) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
-        "UPDATE movies SET deleted_at = now(), updated_at = now()
-         WHERE id = ANY($1) AND deleted_at IS NULL",
+    // Both statements read the snapshot from before either writes: `first_gone` restarts for an
+    // id whose movie was live until now (it had come back since it was last gone).
+    let newly: i64 = sqlx::query_scalar(
+        "WITH gone AS (
+             INSERT INTO catalog_gone AS g (id)
+             SELECT DISTINCT t.id FROM UNNEST($1::bigint[]) AS t(id) ORDER BY t.id
+             ON CONFLICT (id) DO UPDATE SET last_checked = now(),
+                 first_gone = CASE WHEN EXISTS (SELECT 1 FROM movies m
+                                                WHERE m.id = g.id AND m.deleted_at IS NULL)
+                              THEN now() ELSE g.first_gone END
+             RETURNING g.id, (g.xmax = 0) AS fresh
+         ), marked AS (
+             UPDATE movies SET deleted_at = now(), updated_at = now()
+             WHERE id = ANY($1) AND deleted_at IS NULL
+             RETURNING id
+         )
+         SELECT count(*) FROM (SELECT id FROM gone WHERE fresh UNION SELECT id FROM marked) AS n",
     )
     .bind(ids)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .context("marking movies deleted")?;
-    Ok(done.rows_affected())
+    Ok(newly as u64)
 }
 
 /// Which of `ids` are already stored (imported at least once, deleted or not).

@@ -304,3 +304,115 @@ pub async fn add_requests(store: &Store, run: RunId, counts: &[(&str, i64)]) -> 
     .context("recording request counts")?;
     Ok(())
 }
+
+/// A run as a whole (every pod's counters, summed in its row), to write its closing message from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunTotals {
+    pub counters: RunCounters,
+    /// Bulk pages this run left failed (movies kept for the next run).
+    pub failed_pages: i64,
+    /// The run's metadata (counts pods added with [`add_metadata_counts`], load summaries).
+    pub metadata: serde_json::Value,
+}
+
+impl RunTotals {
+    /// A count kept in the metadata (0 when absent).
+    pub fn metadata_count(&self, key: &str) -> i64 {
+        self.metadata.get(key).and_then(|v| v.as_i64()).unwrap_or(0)
+    }
+}
+
+/// Writes a run's message from the whole run, and finishes it when `finish` is given. The row is
+/// locked while the totals are read: a pod closes only after its own writes committed, so the pod
+/// that closes last writes a message that covers every pod's work.
+pub async fn settle_message(
+    store: &Store,
+    run: RunId,
+    finish: Option<RunStatus>,
+    render: impl FnOnce(&RunTotals) -> String,
+) -> Result<String> {
+    let mut tx = store.begin().await?;
+    let row: (i32, i32, i32, i32, i32, i32, serde_json::Value, i32) = sqlx::query_as(
+        "SELECT pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
+             errors_count, metadata, data_warnings
+         FROM sync_runs WHERE id = $1 FOR UPDATE",
+    )
+    .bind(run)
+    .fetch_one(&mut *tx)
+    .await
+    .context("locking a run to write its message")?;
+    let failed_pages: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bulk_pages WHERE run_id = $1 AND status = 'failed'",
+    )
+    .bind(run)
+    .fetch_one(&mut *tx)
+    .await
+    .context("counting a run's failed pages")?;
+    let totals = RunTotals {
+        counters: RunCounters {
+            pages_processed: row.0,
+            movies_imported: row.1,
+            movies_updated: row.2,
+            movies_skipped: row.3,
+            movies_deleted: row.4,
+            errors: row.5,
+            data_warnings: row.7,
+        },
+        failed_pages,
+        metadata: row.6,
+    };
+    let message = render(&totals);
+    sqlx::query(
+        "UPDATE sync_runs SET message = $2, status = COALESCE($3, status),
+             completed_at = CASE WHEN $3 IS NULL THEN completed_at ELSE now() END
+         WHERE id = $1",
+    )
+    .bind(run)
+    .bind(&message)
+    .bind(finish.map(RunStatus::as_str))
+    .execute(&mut *tx)
+    .await
+    .context("recording a run message")?;
+    tx.commit().await.context("committing a run message")?;
+    Ok(message)
+}
+
+/// Adds counts to integer fields of a run's metadata (each pod of a run adds its own).
+pub async fn add_metadata_counts(store: &Store, run: RunId, counts: &[(&str, i64)]) -> Result<()> {
+    let (key, n): (Vec<&str>, Vec<i64>) = counts.iter().copied().unzip();
+    if key.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE sync_runs r SET metadata = r.metadata || (
+             SELECT jsonb_object_agg(t.key, COALESCE((r.metadata->>t.key)::bigint, 0) + t.n)
+             FROM UNNEST($2::text[], $3::bigint[]) AS t(key, n))
+         WHERE r.id = $1",
+    )
+    .bind(run)
+    .bind(&key)
+    .bind(&n)
+    .execute(store.pool())
+    .await
+    .context("adding run metadata counts")?;
+    Ok(())
+}
+
+/// The sum of a metadata count over the runs of `run_type` started in the last `hours` hours.
+pub async fn metadata_count_since(
+    store: &Store,
+    run_type: RunType,
+    key: &str,
+    hours: i32,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum((metadata->>$2)::bigint), 0)::bigint FROM sync_runs
+         WHERE run_type = $1 AND started_at > now() - make_interval(hours => $3)",
+    )
+    .bind(run_type.as_str())
+    .bind(key)
+    .bind(hours)
+    .fetch_one(store.pool())
+    .await
+    .context("summing a run metadata count")
+}

@@ -17,6 +17,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "tmdbsync_build_info",
     "tmdbsync_catalog_movies",
     "tmdbsync_imported_movies",
+    "tmdbsync_catalog_not_served",
     "tmdbsync_coverage_ratio",
     "tmdbsync_estimated_days_remaining",
     "tmdbsync_daily_import_rate",
@@ -41,6 +42,7 @@ pub struct Metrics {
     registry: Registry,
     catalog: GaugeVec,
     imported: GaugeVec,
+    not_served: GaugeVec,
     coverage: GaugeVec,
     days_remaining: GaugeVec,
     daily_rate: GaugeVec,
@@ -122,9 +124,14 @@ impl Metrics {
                 &[],
             ),
             imported: gauge("tmdbsync_imported_movies", "Catalog movies stored", &[]),
+            not_served: gauge(
+                "tmdbsync_catalog_not_served",
+                "Ids in TMDb's latest export that TMDb does not serve (404): not remaining",
+                &[],
+            ),
             coverage: gauge(
                 "tmdbsync_coverage_ratio",
-                "Imported over catalog (0..1)",
+                "Imported over the catalog ids TMDb serves (0..1)",
                 &[],
             ),
             days_remaining: gauge(
@@ -251,6 +258,9 @@ impl Metrics {
         self.imported
             .with_label_values(&s)
             .set(health.imported as f64);
+        self.not_served
+            .with_label_values(&s)
+            .set(health.not_served as f64);
         self.coverage
             .with_label_values(&s)
             .set(health.percent_complete / 100.0);
@@ -340,8 +350,9 @@ mod tests {
         let m = Metrics::new();
         let health = SyncHealth::compute(
             &HealthInputs {
-                tmdb_total: 100,
+                tmdb_total: 120,
                 imported: 40,
+                not_served: 20,
                 ..Default::default()
             },
             chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
@@ -383,6 +394,10 @@ mod tests {
         assert_eq!(exported, named);
         assert!(
             text.contains(r#"tmdbsync_coverage_ratio{namespace="media",sync="cinegraph"} 0.4"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tmdbsync_catalog_not_served{namespace="media",sync="cinegraph"} 20"#),
             "{text}"
         );
         assert!(text.contains(r#"tmdbsync_runs_total{namespace="media",result="failed",sync="cinegraph",type="bulk"} 1"#), "{text}");
