@@ -12,6 +12,8 @@ pub mod omdb;
 pub mod plan;
 /// The Sync Health report rendered for a terminal.
 pub mod report;
+/// Scrubbing API keys and URL credentials from text that came from outside.
+pub mod redact;
 /// The TMDb/OMDb simulator used by the demo, tests and benchmarks.
 pub mod sim;
 /// Catalog, bulk and delta stages.
@@ -33,13 +35,15 @@ pub mod web;
 pub enum ExitCode {
     /// Done.
     Success = 0,
-    /// Failed, worth retrying (network, database, TMDb outage).
+    /// Failed, worth retrying (network, database, TMDb outage, a broken export file).
     Retryable = 1,
     /// Bad command-line usage (clap's own code).
     Usage = 2,
     /// Fatal: TMDb or OMDb refused the credentials.
     Credentials = 3,
-    /// Fatal: the configuration cannot work (bad database URL, empty catalog for bulk, bad range).
+    /// Fatal: the configuration cannot work (bad URL or scheme, zero timeout, wrong database
+    /// password, missing privileges, not a tmdbsync database, schema not migrated, empty catalog
+    /// for bulk, bad range, an API root that is not TMDb's).
     Config = 4,
 }
 
@@ -50,8 +54,19 @@ impl From<&stage::StageError> for ExitCode {
                 ExitCode::Credentials
             }
             stage::StageError::Config(_) => ExitCode::Config,
-            stage::StageError::Store(store::StoreError::InvalidUrl(_)) => ExitCode::Config,
+            stage::StageError::Store(e) if e.is_config() => ExitCode::Config,
+            stage::StageError::Tmdb(e) if e.is_config() => ExitCode::Config,
             stage::StageError::Tmdb(_) | stage::StageError::Store(_) => ExitCode::Retryable,
+        }
+    }
+}
+
+impl From<&store::StoreError> for ExitCode {
+    fn from(e: &store::StoreError) -> Self {
+        if e.is_config() {
+            ExitCode::Config
+        } else {
+            ExitCode::Retryable
         }
     }
 }
