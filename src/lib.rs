@@ -10,10 +10,10 @@ pub mod controller;
 pub mod omdb;
 /// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
 pub mod plan;
-/// The Sync Health report rendered for a terminal.
-pub mod report;
 /// Scrubbing API keys and URL credentials from text that came from outside.
 pub mod redact;
+/// The Sync Health report rendered for a terminal.
+pub mod report;
 /// The TMDb/OMDb simulator used by the demo, tests and benchmarks.
 pub mod sim;
 /// Catalog, bulk and delta stages.

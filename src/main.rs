@@ -155,7 +155,9 @@ impl TimeoutArgs {
         if let Some((flag, _)) = all.iter().find(|(_, v)| *v == 0) {
             return Err((
                 ExitCode::Config,
-                format!("{flag} is 0, so no request could ever finish: give it at least 1 (second)"),
+                format!(
+                    "{flag} is 0, so no request could ever finish: give it at least 1 (second)"
+                ),
             ));
         }
         Ok(all.map(|(_, v)| Duration::from_secs(v)))
@@ -376,20 +378,22 @@ async fn connect_read_only(db: &DbArgs) -> Result<Store, (ExitCode, String)> {
     Ok(store)
 }
 
-/// Checks that `value` of `flag` is an http(s) URL with a host; the error names the fix.
-fn http_url(flag: &str, value: &str) -> Result<(), (ExitCode, String)> {
+/// Checks that `value` of `flag` is an http(s) URL with a host; the error names the fix, with
+/// `example` (the flag's default).
+fn http_url(flag: &str, value: &str, example: &str) -> Result<(), (ExitCode, String)> {
     let shown = tmdbsync::redact::redact_patterns(value);
     let bad = |why: String| {
         Err((
             ExitCode::Config,
-            format!("{flag} {shown:?} {why}: give an http:// or https:// URL such as https://api.themoviedb.org/3"),
+            format!("{flag} {shown:?} {why}: give an http:// or https:// URL such as {example}"),
         ))
     };
     match reqwest::Url::parse(value) {
         Err(e) => bad(format!("is not a URL ({e})")),
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-            bad(format!("has the scheme {}:// which tmdbsync cannot use", u.scheme()))
-        }
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => bad(format!(
+            "has the scheme {}:// which tmdbsync cannot use",
+            u.scheme()
+        )),
         Ok(u) if u.host_str().is_none_or(str::is_empty) => bad("has no host".into()),
         Ok(_) => Ok(()),
     }
@@ -418,10 +422,20 @@ async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
             "the TMDb API key is empty: set --api-key or TMDB_API_KEY".into(),
         )));
     }
-    http_url("--tmdb-url", &a.tmdb_url).map_err(fail)?;
-    http_url("--export-url", &a.export_url).map_err(fail)?;
-    let [timeout, connect_timeout, read_timeout, export_idle_timeout, export_timeout] =
-        a.timeouts.durations().map_err(fail)?;
+    http_url("--tmdb-url", &a.tmdb_url, "https://api.themoviedb.org/3").map_err(fail)?;
+    http_url(
+        "--export-url",
+        &a.export_url,
+        "https://files.tmdb.org/p/exports",
+    )
+    .map_err(fail)?;
+    let [
+        timeout,
+        connect_timeout,
+        read_timeout,
+        export_idle_timeout,
+        export_timeout,
+    ] = a.timeouts.durations().map_err(fail)?;
     let store = connect(&a.db).await.map_err(fail)?;
     let mut config = TmdbConfig::new(&a.tmdb_url, key);
     config.requests_per_second = a.rps;
@@ -456,7 +470,7 @@ fn enrich_options(
         .filter(|k| !k.is_empty());
     let omdb = match key {
         Some(key) => {
-            http_url("--omdb-url", &a.omdb_url).map_err(fail)?;
+            http_url("--omdb-url", &a.omdb_url, tmdbsync::omdb::DEFAULT_URL).map_err(fail)?;
             let [timeout, connect_timeout, read_timeout, ..] =
                 timeouts.durations().map_err(fail)?;
             let mut config = tmdbsync::omdb::OmdbConfig::new(&a.omdb_url, key);

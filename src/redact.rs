@@ -43,7 +43,8 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
 /// and URL user info passwords. Needs no knowledge of the keys (a last line of defence).
 pub fn redact_patterns(text: &str) -> String {
     let text = redact_after(text, &SECRET_PARAMS, |b| {
-        matches!(b, b'&' | b'#' | b'"' | b'\'' | b'<' | b'>' | b';' | b',') || b.is_ascii_whitespace()
+        matches!(b, b'&' | b'#' | b'"' | b'\'' | b'<' | b'>' | b';' | b',')
+            || b.is_ascii_whitespace()
     });
     let text = redact_after(&text, &["bearer "], |b| {
         !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'='))
@@ -144,24 +145,45 @@ mod tests {
 
     #[test]
     fn known_keys_go_wherever_they_appear_even_percent_encoded() {
-        let r = redact("key was s3cr+t/k=y; again s3cr%2Bt%2Fk%3Dy", &["s3cr+t/k=y"]);
+        let r = redact(
+            "key was s3cr+t/k=y; again s3cr%2Bt%2Fk%3Dy",
+            &["s3cr+t/k=y"],
+        );
         assert_eq!(r, "key was <redacted>; again <redacted>");
         // Too short to look for verbatim, but still caught in a query string.
-        assert_eq!(redact("?apikey=k&i=tt1", &["k"]), "?apikey=<redacted>&i=tt1");
+        assert_eq!(
+            redact("?apikey=k&i=tt1", &["k"]),
+            "?apikey=<redacted>&i=tt1"
+        );
     }
 
     #[test]
     fn query_tokens_bearer_headers_and_url_passwords_are_scrubbed_without_knowing_them() {
         let cases = [
-            ("GET /?i=tt1&APIKEY=abc123 HTTP/1.1", "GET /?i=tt1&APIKEY=<redacted> HTTP/1.1"),
-            ("Authorization: Bearer eyJhbGciOi.x-y_z", "Authorization: Bearer <redacted>"),
+            (
+                "GET /?i=tt1&APIKEY=abc123 HTTP/1.1",
+                "GET /?i=tt1&APIKEY=<redacted> HTTP/1.1",
+            ),
+            (
+                "Authorization: Bearer eyJhbGciOi.x-y_z",
+                "Authorization: Bearer <redacted>",
+            ),
             (
                 "connect postgres://app:hunter2@db:5432/x failed",
                 "connect postgres://app:<redacted>@db:5432/x failed",
             ),
-            ("https://tok3n@proxy.example/p", "https://<redacted>@proxy.example/p"),
-            ("nothing secret here: http://host/a?b=c", "nothing secret here: http://host/a?b=c"),
-            ("status_code 7: Invalid API key", "status_code 7: Invalid API key"),
+            (
+                "https://tok3n@proxy.example/p",
+                "https://<redacted>@proxy.example/p",
+            ),
+            (
+                "nothing secret here: http://host/a?b=c",
+                "nothing secret here: http://host/a?b=c",
+            ),
+            (
+                "status_code 7: Invalid API key",
+                "status_code 7: Invalid API key",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(redact_patterns(input), want, "{input}");

@@ -61,19 +61,26 @@ async fn expect_exit(cmd: Command, code: i32, needles: &[&str]) -> String {
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(code), "{text}");
     let last = text.trim().lines().last().unwrap_or_default().to_string();
+    eprintln!("exit {code}: {last}");
     for n in needles {
         assert!(last.contains(n), "{n:?} missing from: {last}");
     }
-    assert!(!text.contains("Some(") && !text.contains(" at line "), "{text}");
+    assert!(
+        !text.contains("Some(") && !text.contains(" at line "),
+        "{text}"
+    );
     assert!(!text.contains(KEY), "{text}");
     last
 }
 
+/// Runs `;`-separated statements one by one (CREATE DATABASE refuses a transaction block).
 async fn exec(store: &Store, sql: &str) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(store.pool())
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,17 +91,40 @@ async fn urls_and_timeouts_that_cannot_work_exit_4_before_anything_runs() {
         c
     };
     let cases: [(&[&str], &[&str]); 8] = [
-        (&["--tmdb-url", "not a url"], &["--tmdb-url", "is not a URL", "https://"]),
-        (&["--tmdb-url", "ftp://files.example/3"], &["ftp://", "http:// or https://"]),
-        (&["--export-url", "file:///tmp/exports"], &["--export-url", "file://"]),
+        (
+            &["--tmdb-url", "not a url"],
+            &["--tmdb-url", "is not a URL", "https://"],
+        ),
+        (
+            &["--tmdb-url", "ftp://files.example/3"],
+            &["ftp://", "http:// or https://"],
+        ),
+        (
+            &["--export-url", "file:///tmp/exports"],
+            &["--export-url", "file://"],
+        ),
         (&["--tmdb-url", "http://"], &["--tmdb-url"]),
         (
-            &["--omdb-url", "gopher://omdb.example/", "--omdb-api-key", "k"],
+            &[
+                "--omdb-url",
+                "gopher://omdb.example/",
+                "--omdb-api-key",
+                "k",
+            ],
             &["--omdb-url", "gopher://"],
         ),
-        (&["--timeout-secs", "0"], &["--timeout-secs is 0", "at least 1"]),
-        (&["--connect-timeout-secs", "0"], &["--connect-timeout-secs"]),
-        (&["--export-idle-timeout-secs", "0"], &["--export-idle-timeout-secs"]),
+        (
+            &["--timeout-secs", "0"],
+            &["--timeout-secs is 0", "at least 1"],
+        ),
+        (
+            &["--connect-timeout-secs", "0"],
+            &["--connect-timeout-secs"],
+        ),
+        (
+            &["--export-idle-timeout-secs", "0"],
+            &["--export-idle-timeout-secs"],
+        ),
     ];
     for (args, needles) in cases {
         expect_exit(run(args), 4, needles).await;
@@ -216,11 +246,18 @@ async fn status_never_writes_works_on_a_replica_and_refuses_empty_foreign_and_ol
     };
 
     // Empty: refused, and still empty.
-    expect_exit(status("empty"), 4, &["not a tmdbsync database", "tmdbsync migrate"]).await;
+    expect_exit(
+        status("empty"),
+        4,
+        &["not a tmdbsync database", "tmdbsync migrate"],
+    )
+    .await;
     assert!(tables("empty").await.is_empty(), "status created tables");
 
     // Another sqlx application's database: refused, untouched.
-    let foreign = Store::connect(&db_url(&db, "foreign_app"), 1).await.unwrap();
+    let foreign = Store::connect(&db_url(&db, "foreign_app"), 1)
+        .await
+        .unwrap();
     exec(
         &foreign,
         "CREATE TABLE _sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL,

@@ -116,7 +116,10 @@ impl OmdbClient {
                 secs(c.timeout)
             )
         } else {
-            format!("no data for {} s (--read-timeout-secs)", secs(c.read_timeout))
+            format!(
+                "no data for {} s (--read-timeout-secs)",
+                secs(c.read_timeout)
+            )
         })
     }
 }

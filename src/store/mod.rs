@@ -33,7 +33,11 @@ pub enum StoreError {
     #[error("database migration failed: {}{}", describe_migrate(.0), migrate_fix_hint(.0))]
     Migrate(#[source] sqlx::migrate::MigrateError),
     /// A statement failed.
-    #[error("database error while {context}: {}{}", describe(source), fix_hint(source))]
+    #[error(
+        "database error while {context}: {}{}",
+        describe(source),
+        fix_hint(source)
+    )]
     Query {
         context: &'static str,
         #[source]
@@ -109,12 +113,12 @@ fn describe_migrate(e: &sqlx::migrate::MigrateError) -> String {
 /// What to do about an error no retry can fix, as a sentence to append.
 fn fix_hint(e: &sqlx::Error) -> &'static str {
     match sqlstate(e).as_deref() {
-        Some("28P01" | "28000") => {
-            ": check the user and password in --database-url / DATABASE_URL"
-        }
+        Some("28P01" | "28000") => ": check the user and password in --database-url / DATABASE_URL",
         Some("3D000") => ": check the database name in --database-url / DATABASE_URL",
         Some("42501") => ": grant the database user the privileges it needs",
-        Some("25006") => ": the server is read-only (a replica); point --database-url at the primary",
+        Some("25006") => {
+            ": the server is read-only (a replica); point --database-url at the primary"
+        }
         _ => "",
     }
 }

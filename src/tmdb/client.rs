@@ -140,7 +140,7 @@ pub struct FetchedMovie {
 /// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget and the pool.
 #[derive(Clone)]
 pub struct TmdbClient {
-    http: reqwest::Client,
+    api: reqwest::Client,
     download: reqwest::Client,
     config: Arc<TmdbConfig>,
     limiter: Arc<DefaultDirectRateLimiter>,
@@ -159,7 +159,7 @@ impl TmdbClient {
     /// Builds the client; fails only if the TLS backend cannot initialise.
     pub fn new(config: TmdbConfig) -> Result<Self, TmdbError> {
         let build_error = |e: reqwest::Error| TmdbError::Network(e.without_url().to_string());
-        let http = crate::http_client_builder()
+        let api = crate::http_client_builder()
             .pool_max_idle_per_host(config.max_connections)
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
@@ -178,7 +178,7 @@ impl TmdbClient {
         let burst = NonZeroU32::new((config.requests_per_second / 8).max(1)).expect("non-zero");
         let limiter = RateLimiter::direct(Quota::per_second(rps).allow_burst(burst));
         Ok(TmdbClient {
-            http,
+            api,
             download,
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             config: Arc::new(config),
@@ -199,7 +199,7 @@ impl TmdbClient {
     }
 
     /// The HTTP client of the export download (its connect, idle and overall timeouts).
-    pub fn download_http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &reqwest::Client {
         &self.download
     }
 
@@ -335,7 +335,7 @@ impl TmdbClient {
         self.limiter.until_ready().await;
         let _permit = self.connections.acquire().await.expect("semaphore open");
         let mut request = self
-            .http
+            .api
             .get(format!("{}{}", self.config.base_url, path))
             .query(query);
         let key = self.config.api_key.expose();

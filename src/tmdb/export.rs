@@ -99,7 +99,7 @@ pub async fn open_export(
         }
     };
     let response = client
-        .download_http()
+        .http()
         .get(&url)
         .send()
         .await

@@ -94,7 +94,8 @@ async fn serve(mut socket: TcpStream, behaviour: Behaviour) {
             reply("200 OK", "application/json", b"{\"images\":{}}".to_vec())
         }
         Behaviour::Echo502 { .. } => {
-            let body = format!("<html><body><h1>502 Bad Gateway</h1>\n<pre>{head}</pre></body></html>");
+            let body =
+                format!("<html><body><h1>502 Bad Gateway</h1>\n<pre>{head}</pre></body></html>");
             reply("502 Bad Gateway", "text/html", body.into_bytes())
         }
         Behaviour::Html200 => reply(
