@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: a private Postgres, the TMDb simulator, `tmdbsync run` (catalog, bulk, delta, enrichment:
 # OMDb ratings, collaborations, person quality score), a simulated day later another delta and
-# enrichment run, then `tmdbsync status`. Everything is torn down at the end.
+# enrichment run, then `tmdbsync status`. The simulator serves 1 % glitchy records (NUL characters,
+# numbers out of range, wrong types: see src/sim/glitch.rs). Everything is torn down at the end.
 # Usage: bash scripts/demo.sh [MOVIES]   (default 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ trap cleanup EXIT
 echo "== starting a private Postgres in $WORK/pg"
 pg_start "$WORK/pg"
 echo "== starting the TMDb simulator ($MOVIES movies, 50 adult)"
-"$BIN" simulate --addr 127.0.0.1:0 --movies "$MOVIES" --adult-movies 50 --seed 42 >"$WORK/sim.out" 2>"$WORK/sim.log" &
+"$BIN" simulate --addr 127.0.0.1:0 --movies "$MOVIES" --adult-movies 50 --seed 42 --glitch-rate 0.01 >"$WORK/sim.out" 2>"$WORK/sim.log" &
 SIM_PID=$!
 for _ in $(seq 1 100); do grep -q listening "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
 SIM=$(grep -o 'http://[0-9.:]*' "$WORK/sim.out" | head -n 1)

@@ -10,6 +10,8 @@ pub mod controller;
 pub mod omdb;
 /// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
 pub mod plan;
+/// Scrubbing API keys and URL credentials from text that came from outside.
+pub mod redact;
 /// The Sync Health report rendered for a terminal.
 pub mod report;
 /// Makes wire text storable in Postgres (U+0000, lone surrogates, invalid UTF-8).
@@ -35,13 +37,15 @@ pub mod web;
 pub enum ExitCode {
     /// Done.
     Success = 0,
-    /// Failed, worth retrying (network, database, TMDb outage).
+    /// Failed, worth retrying (network, database, TMDb outage, a broken export file).
     Retryable = 1,
     /// Bad command-line usage (clap's own code).
     Usage = 2,
     /// Fatal: TMDb or OMDb refused the credentials.
     Credentials = 3,
-    /// Fatal: the configuration cannot work (bad database URL, empty catalog for bulk, bad range).
+    /// Fatal: the configuration cannot work (bad URL or scheme, zero timeout, wrong database
+    /// password, missing privileges, not a tmdbsync database, schema not migrated, empty catalog
+    /// for bulk, bad range, an API root that is not TMDb's).
     Config = 4,
 }
 
@@ -52,8 +56,19 @@ impl From<&stage::StageError> for ExitCode {
                 ExitCode::Credentials
             }
             stage::StageError::Config(_) => ExitCode::Config,
-            stage::StageError::Store(store::StoreError::InvalidUrl(_)) => ExitCode::Config,
+            stage::StageError::Store(e) if e.is_config() => ExitCode::Config,
+            stage::StageError::Tmdb(e) if e.is_config() => ExitCode::Config,
             stage::StageError::Tmdb(_) | stage::StageError::Store(_) => ExitCode::Retryable,
+        }
+    }
+}
+
+impl From<&store::StoreError> for ExitCode {
+    fn from(e: &store::StoreError) -> Self {
+        if e.is_config() {
+            ExitCode::Config
+        } else {
+            ExitCode::Retryable
         }
     }
 }

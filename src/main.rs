@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode as ProcessExit;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
@@ -15,7 +16,7 @@ use tmdbsync::stage::bulk::BulkOptions;
 use tmdbsync::stage::delta::DeltaOptions;
 use tmdbsync::stage::enrich::EnrichOptions;
 use tmdbsync::stage::{Engine, Progress, RunLabel, StageError};
-use tmdbsync::store::Store;
+use tmdbsync::store::{Store, StoreError};
 use tmdbsync::tmdb::{ApiKey, TmdbClient, TmdbConfig};
 
 #[derive(Parser)]
@@ -121,9 +122,50 @@ struct EngineArgs {
     /// Days the first delta run looks back when no catalog date is known.
     #[arg(long, env = "TMDBSYNC_LOOKBACK_DAYS", default_value_t = 1)]
     lookback_days: u32,
-    /// Per-request timeout to TMDb, in seconds.
-    #[arg(long, default_value_t = 20)]
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+}
+
+/// Network timeouts, in seconds (0 is refused: it cannot work).
+#[derive(Args)]
+struct TimeoutArgs {
+    /// Longest one TMDb or OMDb request may take, answer included.
+    #[arg(long, env = "TMDBSYNC_TIMEOUT_SECS", default_value_t = tmdbsync::tmdb::client::DEFAULT_TIMEOUT_SECS)]
     timeout_secs: u64,
+    /// Longest a connect (TCP and TLS) to TMDb, its export host or OMDb may take.
+    #[arg(long, env = "TMDBSYNC_CONNECT_TIMEOUT_SECS", default_value_t = tmdbsync::tmdb::client::DEFAULT_CONNECT_TIMEOUT_SECS)]
+    connect_timeout_secs: u64,
+    /// Longest a TMDb or OMDb request may wait for the next bytes of the answer.
+    #[arg(long, env = "TMDBSYNC_READ_TIMEOUT_SECS", default_value_t = tmdbsync::tmdb::client::DEFAULT_READ_TIMEOUT_SECS)]
+    read_timeout_secs: u64,
+    /// Longest the export download may receive nothing before it fails.
+    #[arg(long, env = "TMDBSYNC_EXPORT_IDLE_TIMEOUT_SECS", default_value_t = tmdbsync::tmdb::client::DEFAULT_EXPORT_IDLE_TIMEOUT_SECS)]
+    export_idle_timeout_secs: u64,
+    /// Longest the whole export download may take.
+    #[arg(long, env = "TMDBSYNC_EXPORT_TIMEOUT_SECS", default_value_t = tmdbsync::tmdb::client::DEFAULT_EXPORT_TIMEOUT_SECS)]
+    export_timeout_secs: u64,
+}
+
+impl TimeoutArgs {
+    /// The timeouts, or the configuration error naming the flag that is 0.
+    fn durations(&self) -> Result<[Duration; 5], (ExitCode, String)> {
+        let all = [
+            ("--timeout-secs", self.timeout_secs),
+            ("--connect-timeout-secs", self.connect_timeout_secs),
+            ("--read-timeout-secs", self.read_timeout_secs),
+            ("--export-idle-timeout-secs", self.export_idle_timeout_secs),
+            ("--export-timeout-secs", self.export_timeout_secs),
+        ];
+        if let Some((flag, _)) = all.iter().find(|(_, v)| *v == 0) {
+            return Err((
+                ExitCode::Config,
+                format!(
+                    "{flag} is 0, so no request could ever finish: give it at least 1 (second)"
+                ),
+            ));
+        }
+        Ok(all.map(|(_, v)| Duration::from_secs(v)))
+    }
 }
 
 #[derive(Args)]
@@ -321,16 +363,45 @@ async fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// Connects and migrates (commands that write).
 async fn connect(db: &DbArgs) -> Result<Store, (ExitCode, String)> {
-    let store = Store::connect(&db.database_url, 8).await.map_err(|e| {
-        let code = StageError::from(e);
-        (ExitCode::from(&code), code.to_string())
-    })?;
-    store
-        .migrate()
+    let store_error = |e: StoreError| (ExitCode::from(&e), e.to_string());
+    let store = Store::connect(&db.database_url, 8)
         .await
-        .map_err(|e| (ExitCode::Retryable, e.to_string()))?;
+        .map_err(store_error)?;
+    store.migrate().await.map_err(store_error)?;
     Ok(store)
+}
+
+/// Connects read-only and checks the schema without changing it (commands that only read).
+async fn connect_read_only(db: &DbArgs) -> Result<Store, (ExitCode, String)> {
+    let store_error = |e: StoreError| (ExitCode::from(&e), e.to_string());
+    let store = Store::connect_read_only(&db.database_url, 2)
+        .await
+        .map_err(store_error)?;
+    store.check_schema().await.map_err(store_error)?;
+    Ok(store)
+}
+
+/// Checks that `value` of `flag` is an http(s) URL with a host; the error names the fix, with
+/// `example` (the flag's default).
+fn http_url(flag: &str, value: &str, example: &str) -> Result<(), (ExitCode, String)> {
+    let shown = tmdbsync::redact::redact_patterns(value);
+    let bad = |why: String| {
+        Err((
+            ExitCode::Config,
+            format!("{flag} {shown:?} {why}: give an http:// or https:// URL such as {example}"),
+        ))
+    };
+    match reqwest::Url::parse(value) {
+        Err(e) => bad(format!("is not a URL ({e})")),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => bad(format!(
+            "has the scheme {}:// which tmdbsync cannot use",
+            u.scheme()
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => bad("has no host".into()),
+        Ok(_) => Ok(()),
+    }
 }
 
 fn fail((code, message): (ExitCode, String)) -> ExitCode {
@@ -351,13 +422,34 @@ async fn migrate(a: DbArgs) -> anyhow::Result<ExitCode> {
 async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
     let key = ApiKey::new(a.api_key.clone());
     if key.is_empty() {
-        return Err(fail((ExitCode::Config, "the TMDb API key is empty".into())));
+        return Err(fail((
+            ExitCode::Config,
+            "the TMDb API key is empty: set --api-key or TMDB_API_KEY".into(),
+        )));
     }
+    http_url("--tmdb-url", &a.tmdb_url, "https://api.themoviedb.org/3").map_err(fail)?;
+    http_url(
+        "--export-url",
+        &a.export_url,
+        "https://files.tmdb.org/p/exports",
+    )
+    .map_err(fail)?;
+    let [
+        timeout,
+        connect_timeout,
+        read_timeout,
+        export_idle_timeout,
+        export_timeout,
+    ] = a.timeouts.durations().map_err(fail)?;
     let store = connect(&a.db).await.map_err(fail)?;
     let mut config = TmdbConfig::new(&a.tmdb_url, key);
     config.requests_per_second = a.rps;
     config.max_connections = a.max_connections as usize;
-    config.timeout = std::time::Duration::from_secs(a.timeout_secs);
+    config.timeout = timeout;
+    config.connect_timeout = connect_timeout;
+    config.read_timeout = read_timeout;
+    config.export_idle_timeout = export_idle_timeout;
+    config.export_timeout = export_timeout;
     config.language = a.language.clone();
     let tmdb = TmdbClient::new(config).map_err(|e| fail((ExitCode::Retryable, e.to_string())))?;
     Ok(Engine {
@@ -371,17 +463,30 @@ async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
     })
 }
 
-fn enrich_options(a: &EnrichArgs, stages: Vec<EnrichStage>) -> Result<EnrichOptions, ExitCode> {
+fn enrich_options(
+    a: &EnrichArgs,
+    timeouts: &TimeoutArgs,
+    stages: Vec<EnrichStage>,
+) -> Result<EnrichOptions, ExitCode> {
     let key = a
         .omdb_api_key
         .as_deref()
         .map(ApiKey::new)
         .filter(|k| !k.is_empty());
     let omdb = match key {
-        Some(key) => Some(
-            tmdbsync::omdb::OmdbClient::new(tmdbsync::omdb::OmdbConfig::new(&a.omdb_url, key))
-                .map_err(|e| fail((ExitCode::Retryable, e.to_string())))?,
-        ),
+        Some(key) => {
+            http_url("--omdb-url", &a.omdb_url, tmdbsync::omdb::DEFAULT_URL).map_err(fail)?;
+            let [timeout, connect_timeout, read_timeout, ..] =
+                timeouts.durations().map_err(fail)?;
+            let mut config = tmdbsync::omdb::OmdbConfig::new(&a.omdb_url, key);
+            config.timeout = timeout;
+            config.connect_timeout = connect_timeout;
+            config.read_timeout = read_timeout;
+            Some(
+                tmdbsync::omdb::OmdbClient::new(config)
+                    .map_err(|e| fail((ExitCode::Retryable, e.to_string())))?,
+            )
+        }
         None => None,
     };
     Ok(EnrichOptions {
@@ -410,6 +515,10 @@ async fn run_stage(
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    // Check the OMDb settings before any stage runs, not when the enrich stage comes.
+    if let Err(code) = enrich_options(&a.enrich, &a.engine.timeouts, Vec::new()) {
+        return Ok(code);
+    }
     let engine = match engine(&a.engine).await {
         Ok(e) => e,
         Err(code) => return Ok(code),
@@ -432,7 +541,7 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             StagePlan::Tmdb(t) => (*t, Vec::new()),
             StagePlan::Enrich(s) => (RunType::Enrich, s.clone()),
         };
-        let enrich = match enrich_options(&a.enrich, stages) {
+        let enrich = match enrich_options(&a.enrich, &a.engine.timeouts, stages) {
             Ok(e) => e,
             Err(code) => return Ok(code),
         };
@@ -485,7 +594,7 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
             .map(|(start, end)| tmdbsync::plan::windows::DeltaWindow { start, end }),
         refresh_stale: 0,
     };
-    let enrich = match enrich_options(&a.enrich, a.enrich_stages.0.clone()) {
+    let enrich = match enrich_options(&a.enrich, &a.engine.timeouts, a.enrich_stages.0.clone()) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
@@ -576,12 +685,16 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Reads only: works on a read replica, and never creates or migrates a schema.
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = match connect(&a.db).await {
+    let store = match connect_read_only(&a.db).await {
         Ok(s) => s,
         Err(e) => return Ok(fail(e)),
     };
-    let inputs = tmdbsync::store::health::health_inputs(&store, 10).await?;
+    let inputs = match tmdbsync::store::health::health_inputs(&store, 10).await {
+        Ok(i) => i,
+        Err(e) => return Ok(fail((ExitCode::from(&e), e.to_string()))),
+    };
     let health = SyncHealth::compute(&inputs, chrono::Utc::now().date_naive());
     match a.format {
         Format::Text => print!("{}", tmdbsync::report::render(&health)),

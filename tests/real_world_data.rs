@@ -575,3 +575,158 @@ async fn a_movie_the_database_refuses_is_quarantined_and_the_next_run_retries_it
         "only the quarantined movies were fetched again"
     );
 }
+
+#[tokio::test]
+async fn a_glitchy_catalog_imports_exactly_stored_plus_quarantined_plus_gone() {
+    use std::collections::BTreeSet;
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = sim::spawn(
+        SimConfig {
+            movies: 1500,
+            adult_movies: 20,
+            seed: 5,
+            glitch_rate: 0.2,
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("simulator");
+    let engine = engine(store.clone(), &sim, 2000);
+    let label = RunLabel::default();
+    let c = catalog::run(&engine, &label).await.expect("catalog");
+    assert!(c.succeeded, "{}", c.message);
+    // Days pass before bulk: TMDb deletes some listed ids, which then answer 404 (gone).
+    let advanced = support::sim_post(&sim, "/__sim/advance?days=2", json!({})).await;
+    let deleted: BTreeSet<i64> = advanced["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let all = BulkOptions {
+        pages: None,
+        pages_per_run: 100_000,
+        shard: None,
+        refetch: false,
+    };
+    let b = bulk::run(&engine, all, &label).await.expect("bulk");
+    assert!(b.succeeded, "{}", b.message);
+
+    let truth = support::sim_get(&sim, "/__sim/glitches").await;
+    let glitched = truth["movies"].as_array().unwrap();
+    let by_kind = |kind: &str| -> BTreeSet<i64> {
+        glitched
+            .iter()
+            .filter(|g| g["kind"] == kind)
+            .map(|g| g["id"].as_i64().unwrap())
+            .collect()
+    };
+    let lost_lines: BTreeSet<i64> = glitched
+        .iter()
+        .filter(|g| g["expected"] == "export_line_malformed")
+        .map(|g| g["id"].as_i64().unwrap())
+        .collect();
+    assert!(!lost_lines.is_empty(), "some export lines are cut");
+    let ids = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+                .into_iter()
+                .collect::<BTreeSet<i64>>()
+        }
+    };
+    let catalog_ids = ids("SELECT id FROM catalog_ids WHERE NOT adult").await;
+    let stored = ids("SELECT id FROM movies WHERE deleted_at IS NULL").await;
+    let quarantined =
+        ids("SELECT DISTINCT movie_id FROM sync_errors WHERE category = 'data' AND movie_id IS NOT NULL").await;
+    let gone = ids("SELECT id FROM catalog_gone").await;
+    assert!(
+        catalog_ids.is_disjoint(&lost_lines),
+        "a cut line lists no id"
+    );
+    assert!(stored.is_disjoint(&gone) && stored.is_disjoint(&quarantined));
+    let accounted: BTreeSet<i64> = stored
+        .union(&quarantined)
+        .chain(gone.iter())
+        .copied()
+        .collect();
+    assert_eq!(
+        accounted, catalog_ids,
+        "stored + quarantined + gone = catalog"
+    );
+    assert!(
+        quarantined.is_empty(),
+        "every glitch is storable: {quarantined:?}"
+    );
+    let deleted_listed: BTreeSet<i64> = deleted.intersection(&catalog_ids).copied().collect();
+    assert!(!deleted_listed.is_empty());
+    assert_eq!(
+        gone, deleted_listed,
+        "exactly the ids TMDb deleted are gone"
+    );
+
+    // What each glitch left in the typed columns.
+    let nullable = [
+        ("vote_count_beyond_i32", "vote_count IS NULL"),
+        ("runtime_beyond_i32", "runtime IS NULL"),
+        ("budget_beyond_i64", "budget IS NULL AND revenue IS NULL"),
+        ("runtime_as_string", "runtime IS NOT NULL"),
+        ("popularity_as_string", "popularity IS NOT NULL"),
+        ("lone_surrogate", "title LIKE '%\u{fffd}%'"),
+        ("nul_in_title", "title <> '' AND raw->>'title' = title"),
+        ("huge_overview", "length(overview) >= 200 * 1024"),
+        (
+            "genres_as_object",
+            "NOT EXISTS (SELECT 1 FROM movie_genres g WHERE g.movie_id = m.id)",
+        ),
+    ];
+    for (kind, holds) in nullable {
+        // Adult movies are not imported; gone ones answer 404.
+        let want: BTreeSet<i64> = by_kind(kind)
+            .intersection(&catalog_ids)
+            .filter(|id| !gone.contains(id))
+            .copied()
+            .collect();
+        assert!(!want.is_empty(), "{kind} appears");
+        let sql = format!("SELECT id FROM movies m WHERE id = ANY($1) AND {holds}");
+        let got: BTreeSet<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(want.iter().copied().collect::<Vec<_>>())
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(got, want, "{kind}: {holds}");
+    }
+    let warned_kinds: BTreeSet<&str> = [
+        "nul_in_title",
+        "nul_in_overview",
+        "nul_in_cast_character",
+        "nul_in_unknown_key",
+    ]
+    .into_iter()
+    .collect();
+    let expected_warnings = glitched
+        .iter()
+        .filter(|g| g["target"] == "details")
+        .filter(|g| {
+            g["expected"] == "stored_with_warning"
+                || warned_kinds.contains(g["kind"].as_str().unwrap())
+        })
+        .filter(|g| stored.contains(&g["id"].as_i64().unwrap()))
+        .count();
+    let warnings: i32 =
+        sqlx::query_scalar("SELECT data_warnings FROM sync_runs WHERE run_type = 'bulk'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        warnings as usize, expected_warnings,
+        "one warning per odd movie stored"
+    );
+}

@@ -30,7 +30,7 @@ async fn load_newest(
     run: runs::RunId,
     today: NaiveDate,
 ) -> Result<(bool, String), StageError> {
-    let http = engine.tmdb.http();
+    let http = &engine.tmdb;
     let mut note = String::new();
     let (date, reader) = match open_export(http, &engine.export_url, today)
         .await
@@ -68,7 +68,7 @@ async fn load_newest(
         &engine.store,
         date,
         engine.include_adult,
-        records(reader),
+        records(reader, export_file_name(date)),
         |n| bar.set(n),
     )
     .await
@@ -96,17 +96,70 @@ async fn load_newest(
     ))
 }
 
-/// The export as a stream of parsed lines (`None` for a malformed one).
+/// More than this share of malformed lines (in percent) means the file is not a usable export:
+/// the catalog run fails with a data error and loads nothing.
+pub const MAX_MALFORMED_PERCENT: u64 = 1;
+
+/// Whether `malformed` of `lines` is more than [`MAX_MALFORMED_PERCENT`].
+pub fn too_many_malformed(malformed: u64, lines: u64) -> bool {
+    malformed * 100 > lines * MAX_MALFORMED_PERCENT
+}
+
+/// The export as a stream of parsed lines (`None` for a malformed one). At the end, a file with
+/// too many malformed lines yields an error instead, so the load is rolled back.
 fn records(
     reader: ExportReader,
+    file: String,
 ) -> impl futures::Stream<Item = Result<Option<crate::tmdb::models::ExportLine>, TmdbError>> {
-    futures::stream::try_unfold(reader, |mut reader| async move {
-        Ok(reader.next_record().await?.map(|record| {
-            let item = match record {
-                ExportRecord::Movie(line) => Some(line),
-                ExportRecord::Malformed => None,
-            };
-            (item, reader)
-        }))
-    })
+    futures::stream::try_unfold(
+        (reader, 0u64, 0u64),
+        move |(mut reader, lines, malformed)| {
+            let file = file.clone();
+            async move {
+                let Some(record) = reader.next_record().await? else {
+                    if too_many_malformed(malformed, lines) {
+                        return Err(TmdbError::MalformedExport(format!(
+                            "the export {file} has {malformed} malformed lines of {lines}, more \
+                             than {MAX_MALFORMED_PERCENT} %: a data error, nothing was loaded"
+                        )));
+                    }
+                    return Ok(None);
+                };
+                let item = match record {
+                    ExportRecord::Movie(line) => Some(line),
+                    ExportRecord::Malformed => None,
+                };
+                let malformed = malformed + u64::from(item.is_none());
+                Ok(Some((item, (reader, lines + 1, malformed))))
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::too_many_malformed;
+
+    #[test]
+    fn more_than_one_percent_malformed_lines_is_not_an_export() {
+        let cases = [
+            (0, 0, false),
+            (0, 4, false),
+            (3, 4, true),
+            (1, 4, true),
+            (1, 100, false),
+            (1, 101, false),
+            (2, 102, true),
+            (3, 303, false),
+            (10_000, 1_000_000, false),
+            (10_001, 1_000_000, true),
+        ];
+        for (malformed, lines, refused) in cases {
+            assert_eq!(
+                too_many_malformed(malformed, lines),
+                refused,
+                "{malformed} of {lines}"
+            );
+        }
+    }
 }

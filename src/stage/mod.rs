@@ -36,10 +36,12 @@ pub enum StageError {
 }
 
 impl StageError {
-    /// Sorts a TMDb error into fatal credentials or an ordinary failure.
+    /// Sorts a TMDb error into fatal credentials, a wrong configuration or an ordinary failure.
     pub fn from_tmdb(e: TmdbError) -> Self {
         if e.is_fatal() {
             StageError::Credentials(e)
+        } else if e.is_config() {
+            StageError::Config(e.to_string())
         } else {
             StageError::Tmdb(e)
         }
@@ -59,13 +61,28 @@ pub struct Engine {
     pub concurrency: usize,
     /// Progress bars on a terminal, log lines otherwise.
     pub progress: Progress,
-    /// Per-run request counter snapshots (internal bookkeeping).
+    /// How many of the client's responses are already attributed to a run (internal bookkeeping).
     pub marks: std::sync::Arc<RequestMarks>,
 }
 
-/// Response counts of the shared client when a run opened, to attribute the difference to it.
+/// The shared client's response counts (per status class) already recorded for some run. A run
+/// that closes records the responses since the previous one closed: its own, credentials check
+/// included, never an earlier stage's.
 #[derive(Debug, Default)]
-pub struct RequestMarks(std::sync::Mutex<std::collections::HashMap<RunId, [u64; 6]>>);
+pub struct RequestMarks(std::sync::Mutex<[u64; 6]>);
+
+impl RequestMarks {
+    /// The counts in `now` not attributed yet, per status class; they are attributed from now on.
+    pub fn take_since_last(&self, now: [u64; 6]) -> [u64; 6] {
+        let mut seen = self.0.lock().expect("request marks lock");
+        let mut own = [0; 6];
+        for (i, n) in now.iter().enumerate() {
+            own[i] = n.saturating_sub(seen[i]);
+            seen[i] = seen[i].max(*n);
+        }
+        own
+    }
+}
 
 /// Names a run: standalone runs are anonymous; operator runs carry their SyncRun name. A named
 /// run is shared by the Job's pods and finished by the controller from the Job's outcome, so a pod
@@ -149,18 +166,11 @@ impl Engine {
         label: &RunLabel,
         outcome: Result<(bool, impl Into<Closing>), StageError>,
     ) -> Result<StageReport, StageError> {
-        let before = self
-            .marks
-            .0
-            .lock()
-            .expect("marks lock")
-            .remove(&run)
-            .unwrap_or_default();
-        let now = self.tmdb.stats().by_class();
+        let own = self.marks.take_since_last(self.tmdb.stats().by_class());
         let counts: Vec<(&str, i64)> = crate::tmdb::client::STATUS_CLASSES
             .iter()
-            .zip(now.iter().zip(before.iter()))
-            .map(|(class, (n, b))| (*class, n.saturating_sub(*b) as i64))
+            .zip(own)
+            .map(|(class, n)| (*class, n as i64))
             .collect();
         runs::add_requests(&self.store, run, &counts).await?;
         let (status, closing, error) = match outcome {

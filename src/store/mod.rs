@@ -18,28 +18,142 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
-/// A database failure, with what we were doing.
+/// A database failure, with what we were doing. Messages are sentences: the database's own
+/// message and SQLSTATE, never the driver's internals (source file and line).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL could not be parsed (the URL itself is not repeated: it may hold a password).
-    #[error("invalid database URL: {0}")]
+    #[error(
+        "invalid database URL: {0} (check --database-url / DATABASE_URL: postgres://user:password@host/database)"
+    )]
     InvalidUrl(String),
     /// Could not connect at all.
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database: {}{}", describe(.0), fix_hint(.0))]
     Connect(#[source] sqlx::Error),
     /// Migrations failed.
-    #[error("database migration failed: {0}")]
+    #[error("database migration failed: {}{}", describe_migrate(.0), migrate_fix_hint(.0))]
     Migrate(#[source] sqlx::migrate::MigrateError),
     /// A statement failed.
-    #[error("database error while {context}: {source}")]
+    #[error(
+        "database error while {context}: {}{}",
+        describe(source),
+        fix_hint(source)
+    )]
     Query {
         context: &'static str,
         #[source]
         source: sqlx::Error,
     },
+    /// The database has no tmdbsync schema: it is empty, or another application's.
+    #[error(
+        "this is not a tmdbsync database (it is empty or another application's): check \
+         --database-url / DATABASE_URL, or run `tmdbsync migrate` to create the schema"
+    )]
+    NotTmdbsync,
+    /// The schema is older than this binary: migrations are pending.
+    #[error(
+        "the tmdbsync schema needs migrating ({} not applied): run `tmdbsync migrate` with this \
+         version first",
+        .pending.join(", ")
+    )]
+    NeedsMigration {
+        /// The pending migrations, `0004_name`.
+        pending: Vec<String>,
+    },
+}
+
+/// SQLSTATEs no retry can fix: bad password, unknown role or database, missing privilege, a
+/// read-only server asked to write.
+const CONFIG_SQLSTATES: [&str; 5] = ["28P01", "28000", "3D000", "42501", "25006"];
+
+/// The SQLSTATE of a database error.
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// A database error as a sentence: the server's message, detail and hint, and its SQLSTATE.
+/// (sqlx's own Display of a Postgres error ends in the server's C source line.)
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => {
+            let mut s = db.message().to_string();
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                if let Some(detail) = pg.detail() {
+                    s.push_str(&format!(" ({detail})"));
+                }
+                if let Some(hint) = pg.hint() {
+                    s.push_str(&format!("; hint: {hint}"));
+                }
+            }
+            if let Some(code) = db.code() {
+                s.push_str(&format!(" [SQLSTATE {code}]"));
+            }
+            crate::redact::redact_patterns(&s)
+        }
+        sqlx::Error::PoolTimedOut => {
+            "no connection could be opened within 10 s (is the server up and reachable?)".into()
+        }
+        sqlx::Error::Io(io) => format!("{io}"),
+        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
+        other => crate::redact::redact_patterns(&other.to_string()),
+    }
+}
+
+fn describe_migrate(e: &sqlx::migrate::MigrateError) -> String {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::Execute(e) => describe(e),
+        M::ExecuteMigration(e, version) => format!("migration {version}: {}", describe(e)),
+        other => other.to_string(),
+    }
+}
+
+/// What to do about an error no retry can fix, as a sentence to append.
+fn fix_hint(e: &sqlx::Error) -> &'static str {
+    match sqlstate(e).as_deref() {
+        Some("28P01" | "28000") => ": check the user and password in --database-url / DATABASE_URL",
+        Some("3D000") => ": check the database name in --database-url / DATABASE_URL",
+        Some("42501") => ": grant the database user the privileges it needs",
+        Some("25006") => {
+            ": the server is read-only (a replica); point --database-url at the primary"
+        }
+        _ => "",
+    }
+}
+
+fn migrate_fix_hint(e: &sqlx::migrate::MigrateError) -> &'static str {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::Execute(e) | M::ExecuteMigration(e, _) => match sqlstate(e).as_deref() {
+            Some("42501") => {
+                ": the database user may not create tmdbsync's tables; grant it CREATE on the \
+                 database and schema, or run `tmdbsync migrate` once as a user who may"
+            }
+            _ => fix_hint(e),
+        },
+        _ => "",
+    }
 }
 
 impl StoreError {
+    /// Whether the configuration is at fault and retrying cannot help (exit code 4): a bad URL,
+    /// password, role or database name, a missing privilege, a read-only server, no or an old schema.
+    pub fn is_config(&self) -> bool {
+        use sqlx::migrate::MigrateError as M;
+        let source = match self {
+            StoreError::InvalidUrl(_)
+            | StoreError::NotTmdbsync
+            | StoreError::NeedsMigration { .. } => return true,
+            StoreError::Connect(e) | StoreError::Query { source: e, .. } => e,
+            StoreError::Migrate(M::Execute(e) | M::ExecuteMigration(e, _)) => e,
+            StoreError::Migrate(_) => return false,
+        };
+        sqlstate(source).is_some_and(|c| CONFIG_SQLSTATES.contains(&c.as_str()))
+    }
+
     /// Whether retrying the same transaction may succeed (deadlock, serialization, lost connection).
     pub fn is_transient(&self) -> bool {
         let source = match self {
@@ -89,6 +203,11 @@ impl<T> Context<T> for std::result::Result<T, sqlx::Error> {
     }
 }
 
+/// The migrations embedded in this binary.
+fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
 /// A connection pool to the tmdbsync database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -98,6 +217,16 @@ pub struct Store {
 impl Store {
     /// Connects (and fails fast, within `connect_timeout`, when the database is unreachable).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        Self::connect_with(url, max_connections, false).await
+    }
+
+    /// Connects with every transaction read-only (`default_transaction_read_only`), for commands
+    /// that must never write (`tmdbsync status`); works on a read replica.
+    pub async fn connect_read_only(url: &str, max_connections: u32) -> Result<Self> {
+        Self::connect_with(url, max_connections, true).await
+    }
+
+    async fn connect_with(url: &str, max_connections: u32, read_only: bool) -> Result<Self> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::InvalidUrl(
                 "it must start with postgres:// or postgresql://".into(),
@@ -109,6 +238,11 @@ impl Store {
                 _ => "unparsable".into(),
             })
         })?;
+        let options = if read_only {
+            options.options([("default_transaction_read_only", "on")])
+        } else {
+            options
+        };
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -122,9 +256,53 @@ impl Store {
     /// already migrated by a newer version is accepted, so an older worker or controller keeps
     /// running during a rolling upgrade (migrations only ever add).
     pub async fn migrate(&self) -> Result<()> {
-        let mut migrator = sqlx::migrate!("./migrations");
+        let mut migrator = migrator();
         migrator.set_ignore_missing(true);
         migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// Checks, without writing, that this is a tmdbsync database whose schema has every migration
+    /// this binary knows ([`StoreError::NotTmdbsync`], [`StoreError::NeedsMigration`] otherwise).
+    /// Migrations newer than this binary are fine (migrations only ever add).
+    pub async fn check_schema(&self) -> Result<()> {
+        let tables: (bool, bool) = sqlx::query_as(
+            "SELECT to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('sync_runs') IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("looking for the tmdbsync schema")?;
+        if tables != (true, true) {
+            return Err(StoreError::NotTmdbsync);
+        }
+        let applied: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .context("reading the applied migrations")?;
+        let migrator = migrator();
+        let ours: Vec<_> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .collect();
+        // Another sqlx application's first migration is not ours.
+        let first = ours.first().map(|m| (m.version, m.checksum.as_ref()));
+        let theirs_first = applied
+            .iter()
+            .find(|(v, _)| Some(*v) == first.map(|f| f.0))
+            .map(|(v, c)| (*v, c.as_slice()));
+        if first.is_some() && theirs_first != first {
+            return Err(StoreError::NotTmdbsync);
+        }
+        let pending: Vec<String> = ours
+            .iter()
+            .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+            .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
+            .collect();
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::NeedsMigration { pending })
+        }
     }
 
     /// The pool, for callers that run several store functions in one transaction.

@@ -161,7 +161,11 @@ pub async fn record_errors(
         .iter()
         .map(|e| e.http_status.map(i32::from))
         .collect();
-    let message: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    // The clients redact what they know; this catches any key-looking value that slipped through.
+    let message: Vec<String> = errors
+        .iter()
+        .map(|e| crate::redact::redact_patterns(&e.message))
+        .collect();
     let attempts: Vec<i32> = errors.iter().map(|e| e.attempts as i32).collect();
     sqlx::query(
         "INSERT INTO sync_errors (run_id, category, movie_id, http_status, message, attempts)
@@ -191,7 +195,7 @@ pub async fn finish_run(
     )
     .bind(run)
     .bind(status.as_str())
-    .bind(message)
+    .bind(message.map(crate::redact::redact_patterns))
     .execute(store.pool())
     .await
     .context("finishing a sync run")?;
@@ -277,7 +281,7 @@ pub async fn finalize_named(
 pub async fn set_message(store: &Store, run: RunId, message: &str) -> Result<()> {
     sqlx::query("UPDATE sync_runs SET message = $2 WHERE id = $1")
         .bind(run)
-        .bind(message)
+        .bind(crate::redact::redact_patterns(message))
         .execute(store.pool())
         .await
         .context("recording a run message")?;

@@ -20,6 +20,17 @@ use super::{ApiKey, ServerClock, TmdbError, lenient};
 /// The appends one details request asks for: everything the store needs in one call.
 pub const DETAIL_APPENDS: &str = "credits,external_ids,release_dates,keywords";
 
+/// Default overall timeout of one API request, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 20;
+/// Default connect timeout, in seconds.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Default read (idle) timeout of an API request, in seconds.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 15;
+/// Default time the export download may receive nothing, in seconds.
+pub const DEFAULT_EXPORT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Default overall timeout of the export download, in seconds (the file is tens of MB).
+pub const DEFAULT_EXPORT_TIMEOUT_SECS: u64 = 1800;
+
 /// How the client talks to TMDb.
 #[derive(Debug, Clone)]
 pub struct TmdbConfig {
@@ -31,8 +42,16 @@ pub struct TmdbConfig {
     pub requests_per_second: u32,
     /// Most connections open at once (TMDb allows about 20 per IP).
     pub max_connections: usize,
-    /// Per-request timeout.
+    /// Longest one API request may take, answer included (`--timeout-secs`).
     pub timeout: Duration,
+    /// Longest a TCP + TLS connect may take, for API requests and the export (`--connect-timeout-secs`).
+    pub connect_timeout: Duration,
+    /// Longest an API request may wait for the next bytes of the answer (`--read-timeout-secs`).
+    pub read_timeout: Duration,
+    /// Longest the export download may go without receiving data (`--export-idle-timeout-secs`).
+    pub export_idle_timeout: Duration,
+    /// Longest the whole export download may take (`--export-timeout-secs`).
+    pub export_timeout: Duration,
     /// Tries for a retryable failure (5xx, timeout, reset, malformed body) before giving up.
     pub max_attempts: u32,
     /// Tries for a 429 before giving up; each waits as TMDb asks.
@@ -51,7 +70,11 @@ impl TmdbConfig {
             api_key,
             requests_per_second: 40,
             max_connections: 20,
-            timeout: Duration::from_secs(20),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
+            export_idle_timeout: Duration::from_secs(DEFAULT_EXPORT_IDLE_TIMEOUT_SECS),
+            export_timeout: Duration::from_secs(DEFAULT_EXPORT_TIMEOUT_SECS),
             max_attempts: 3,
             max_rate_limited_attempts: 12,
             backoff_base: Duration::from_millis(250),
@@ -155,7 +178,8 @@ impl FetchedMovie {
 /// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget and the pool.
 #[derive(Clone)]
 pub struct TmdbClient {
-    http: reqwest::Client,
+    api: reqwest::Client,
+    download: reqwest::Client,
     config: Arc<TmdbConfig>,
     limiter: Arc<DefaultDirectRateLimiter>,
     connections: Arc<Semaphore>,
@@ -172,17 +196,28 @@ enum Attempt<T> {
 impl TmdbClient {
     /// Builds the client; fails only if the TLS backend cannot initialise.
     pub fn new(config: TmdbConfig) -> Result<Self, TmdbError> {
-        let http = crate::http_client_builder()
+        let build_error = |e: reqwest::Error| TmdbError::Network(e.without_url().to_string());
+        let api = crate::http_client_builder()
             .pool_max_idle_per_host(config.max_connections)
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
             .timeout(config.timeout)
             .build()
-            .map_err(|e| TmdbError::Network(e.without_url().to_string()))?;
+            .map_err(build_error)?;
+        // The export is one long download: its own idle and overall limits, not the API's.
+        let download = crate::http_client_builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.export_idle_timeout)
+            .timeout(config.export_timeout)
+            .build()
+            .map_err(build_error)?;
         let rps = NonZeroU32::new(config.requests_per_second.max(1)).expect("non-zero");
         // A small burst keeps any one wall-clock second under budget + burst.
         let burst = NonZeroU32::new((config.requests_per_second / 8).max(1)).expect("non-zero");
         let limiter = RateLimiter::direct(Quota::per_second(rps).allow_burst(burst));
         Ok(TmdbClient {
-            http,
+            api,
+            download,
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             config: Arc::new(config),
             limiter: Arc::new(limiter),
@@ -201,9 +236,19 @@ impl TmdbClient {
         &self.stats
     }
 
-    /// The underlying HTTP client (shared connection pool), for the export download.
+    /// The HTTP client of the export download (its connect, idle and overall timeouts).
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        &self.download
+    }
+
+    /// The settings the client was built with.
+    pub fn config(&self) -> &TmdbConfig {
+        &self.config
+    }
+
+    /// Removes the API key and any other secret from text that came from outside.
+    pub fn redact(&self, text: &str) -> String {
+        crate::redact::redact(text, &[self.config.api_key.expose()])
     }
 
     /// The configured number of tries for a retryable failure.
@@ -211,11 +256,16 @@ impl TmdbClient {
         self.config.max_attempts
     }
 
-    /// `GET /configuration`: a cheap call that checks the key and learns the server's date.
+    /// `GET /configuration`: a cheap call that checks the key and learns the server's date. A 404
+    /// means the API root is wrong ([`TmdbError::WrongBaseUrl`]).
     pub async fn check_credentials(&self) -> Result<(), TmdbError> {
-        self.get_json::<Value>("/configuration", &[])
-            .await
-            .map(|_| ())
+        match self.get_json::<Value>("/configuration", &[]).await {
+            Ok(_) => Ok(()),
+            Err(TmdbError::NotFound { .. }) => Err(TmdbError::WrongBaseUrl {
+                base_url: crate::redact::redact_patterns(&self.config.base_url),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /movie/{id}` with every append the store needs.
@@ -314,7 +364,7 @@ impl TmdbClient {
         self.limiter.until_ready().await;
         let _permit = self.connections.acquire().await.expect("semaphore open");
         let mut request = self
-            .http
+            .api
             .get(format!("{}{}", self.config.base_url, path))
             .query(query);
         let key = self.config.api_key.expose();
@@ -323,9 +373,10 @@ impl TmdbClient {
         } else {
             request.query(&[("api_key", key)])
         };
+        let started = std::time::Instant::now();
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return self.network_failure(e),
+            Err(e) => return self.network_failure(e, started),
         };
         if let Some(date) = response.headers().get(reqwest::header::DATE)
             && let Ok(date) = date.to_str()
@@ -336,7 +387,7 @@ impl TmdbClient {
         let retry_after = retry_after(&response);
         let body = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => return self.network_failure(e),
+            Err(e) => return self.network_failure(e, started),
         };
         let counter = |c: &AtomicU64| {
             c.fetch_add(1, Ordering::Relaxed);
@@ -349,15 +400,18 @@ impl TmdbClient {
                 }
                 Err(e) => {
                     counter(&self.stats.malformed);
+                    let e = self.redact(&e);
                     Attempt::Retry(TmdbError::Malformed(format!("{path}: {e}")), None)
                 }
             };
         }
         let error: Option<ApiErrorBody> = serde_json::from_slice(&body).ok();
         let code = error.as_ref().and_then(|e| e.status_code);
+        // A proxy's error page may echo the request URL, key included: redact before anything else.
         let message = error
             .and_then(|e| e.status_message)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let message = one_line(&self.redact(&message), 200);
         match status {
             StatusCode::UNAUTHORIZED => {
                 counter(&self.stats.client_error);
@@ -395,19 +449,58 @@ impl TmdbClient {
         }
     }
 
-    fn network_failure<T>(&self, e: reqwest::Error) -> Attempt<Result<T, TmdbError>> {
+    fn network_failure<T>(
+        &self,
+        e: reqwest::Error,
+        started: std::time::Instant,
+    ) -> Attempt<Result<T, TmdbError>> {
         self.stats.network_error.fetch_add(1, Ordering::Relaxed);
         // Never let the URL (it may carry api_key) into an error message.
         let err = if e.is_timeout() {
-            TmdbError::Timeout
+            TmdbError::Timeout(timeout_cause(&e, started.elapsed(), &self.config))
         } else {
-            TmdbError::Network(error_chain(&e.without_url()))
+            TmdbError::Network(self.redact(&error_chain(&e.without_url())))
         };
         Attempt::Retry(err, None)
     }
 
     fn backoff(&self, failures: u32) -> Duration {
         backoff_delay(self.config.backoff_base, failures, fastrand::f64())
+    }
+}
+
+/// Which limit a timed-out request hit, with its flag, as a phrase.
+fn timeout_cause(e: &reqwest::Error, elapsed: Duration, config: &TmdbConfig) -> String {
+    if e.is_connect() {
+        format!(
+            "could not connect within {} s (--connect-timeout-secs)",
+            secs(config.connect_timeout)
+        )
+    } else if elapsed + Duration::from_millis(50) >= config.timeout {
+        format!(
+            "no complete answer within {} s (--timeout-secs)",
+            secs(config.timeout)
+        )
+    } else {
+        format!(
+            "no data for {} s (--read-timeout-secs)",
+            secs(config.read_timeout)
+        )
+    }
+}
+
+/// A duration as seconds for a message: `10`, `0.5`.
+pub(crate) fn secs(d: Duration) -> String {
+    let s = format!("{:.3}", d.as_secs_f64());
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `text` on one line (whitespace runs collapsed), at most `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
     }
 }
 

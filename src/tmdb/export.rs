@@ -1,14 +1,17 @@
 //! TMDb's daily ID export (`movie_ids_MM_DD_YYYY.json.gz`): downloaded and parsed as a stream, one
 //! JSON object per line, never held whole in memory.
 
+use std::time::{Duration, Instant};
+
 use async_compression::tokio::bufread::GzipDecoder;
+use bytes::BytesMut;
 use chrono::NaiveDate;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio_util::io::StreamReader;
 
 use super::TmdbError;
-use super::client::error_chain;
+use super::client::{TmdbClient, TmdbConfig, error_chain, one_line, secs};
 use super::models::ExportLine;
 
 /// The file name TMDb publishes for `date`.
@@ -88,28 +91,62 @@ impl ExportReader {
     }
 }
 
+/// A corrupt gzip stream is a data error (the file is broken; the next day's may be fine); any
+/// other read failure is the network's.
 fn read_error(e: std::io::Error) -> TmdbError {
-    TmdbError::Network(format!("reading export: {}", error_chain(&e)))
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        TmdbError::MalformedExport(format!(
+            "the export is not a valid gzip stream: {}",
+            error_chain(&e)
+        ))
+    } else {
+        TmdbError::Network(format!("reading export: {}", error_chain(&e)))
+    }
 }
 
+/// The two bytes every gzip file starts with.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Opens the export for `date` from `base_url`; `Ok(None)` when it is not published (404).
+/// The download uses the client's export limits: `connect_timeout`, `export_idle_timeout` (no
+/// data for that long fails it) and `export_timeout` (the whole file). A body that is not gzip
+/// (a proxy's HTML page) is a data error ([`TmdbError::MalformedExport`]), not a network one.
 pub async fn open_export(
-    http: &reqwest::Client,
+    client: &TmdbClient,
     base_url: &str,
     date: NaiveDate,
 ) -> Result<Option<ExportReader>, TmdbError> {
-    let url = format!(
-        "{}/{}",
-        base_url.trim_end_matches('/'),
-        export_file_name(date)
-    );
-    let response = http
+    let file = export_file_name(date);
+    let url = format!("{}/{file}", base_url.trim_end_matches('/'));
+    let config = client.config().clone();
+    let started = Instant::now();
+    let stalled = move |e: reqwest::Error| -> String {
+        if !e.is_timeout() {
+            return client_redact(&config, &error_chain(&e.without_url()));
+        }
+        if e.is_connect() {
+            format!(
+                "could not connect within {} s (--connect-timeout-secs)",
+                secs(config.connect_timeout)
+            )
+        } else if started.elapsed() + Duration::from_millis(50) >= config.export_timeout {
+            format!(
+                "the download took longer than {} s (--export-timeout-secs)",
+                secs(config.export_timeout)
+            )
+        } else {
+            format!(
+                "no data for {} s (--export-idle-timeout-secs)",
+                secs(config.export_idle_timeout)
+            )
+        }
+    };
+    let response = client
+        .http()
         .get(&url)
-        // The export is tens of MB; the client's per-request timeout would cut a slow download.
-        .timeout(std::time::Duration::from_secs(1800))
         .send()
         .await
-        .map_err(|e| TmdbError::Network(error_chain(&e.without_url())))?;
+        .map_err(|e| TmdbError::Network(format!("downloading {file}: {}", stalled(e))))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
         // files.tmdb.org answers 403 for a key that does not exist yet, as S3 does.
@@ -119,11 +156,43 @@ pub async fn open_export(
         return Err(TmdbError::Api {
             status: status.as_u16(),
             code: None,
-            message: format!("export {} unavailable", export_file_name(date)),
+            message: format!("export {file} unavailable"),
         });
     }
-    let stream = response.bytes_stream().map_err(std::io::Error::other);
+    let mut stream = response
+        .bytes_stream()
+        .map_err(move |e| std::io::Error::other(stalled(e)))
+        .boxed();
+    // Look at the first bytes before handing the stream on: a non-gzip body is the server's
+    // mistake, and says so.
+    let mut head = BytesMut::new();
+    while head.len() < GZIP_MAGIC.len() {
+        match stream.try_next().await {
+            Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(TmdbError::Network(format!("downloading {file}: {e}")));
+            }
+        }
+    }
+    if !head.starts_with(&GZIP_MAGIC) {
+        let start = String::from_utf8_lossy(&head[..head.len().min(80)]).into_owned();
+        let start = one_line(&client.redact(&start), 60);
+        return Err(TmdbError::MalformedExport(if head.is_empty() {
+            format!("the export {file} is empty (a data error: it should be gzip)")
+        } else {
+            format!(
+                "the export {file} is not gzip data (it starts with {start:?}): a data error, \
+                 the server or a proxy sent something else"
+            )
+        }));
+    }
+    let stream = futures::stream::iter([Ok(head.freeze())]).chain(stream);
     Ok(Some(ExportReader::from_gzip(StreamReader::new(stream))))
+}
+
+fn client_redact(config: &TmdbConfig, text: &str) -> String {
+    crate::redact::redact(text, &[config.api_key.expose()])
 }
 
 #[cfg(test)]

@@ -23,22 +23,33 @@ pub enum TmdbError {
     /// HTTP 429 kept coming after backing off as TMDb asked.
     #[error("rate limited by TMDb after {attempts} attempts")]
     RateLimited { attempts: u32 },
-    /// Any other HTTP error status (5xx after retries, or a 4xx such as 422).
-    #[error("TMDb answered HTTP {status} (status_code {code:?}): {message}")]
+    /// Any other HTTP error status (5xx after retries, or a 4xx such as 422). `message` is TMDb's
+    /// `status_message` or the start of the body, with secrets redacted.
+    #[error("TMDb answered HTTP {status}{}: {message}", status_code_note(*code))]
     Api {
         status: u16,
         code: Option<i32>,
         message: String,
     },
+    /// `/configuration` is not found under the configured API root: the URL is wrong (it misses
+    /// `/3`, or points elsewhere). Retrying cannot help.
+    #[error(
+        "{base_url} has no TMDb API (GET /configuration answered 404): check --tmdb-url / TMDB_URL; \
+         TMDb's API root ends in /3, e.g. https://api.themoviedb.org/3"
+    )]
+    WrongBaseUrl { base_url: String },
+    /// The daily export is not what TMDb publishes (not gzip, or too many malformed lines).
+    #[error("{0}")]
+    MalformedExport(String),
     /// A 200 whose body is not the JSON we expect.
     #[error("malformed TMDb response: {0}")]
     Malformed(String),
     /// Connection refused or reset, DNS, TLS: the request did not complete.
     #[error("network error talking to TMDb: {0}")]
     Network(String),
-    /// No response within the request timeout.
-    #[error("TMDb request timed out")]
-    Timeout,
+    /// No response within a timeout; the text says which one and its flag.
+    #[error("TMDb did not answer in time: {0}")]
+    Timeout(String),
 }
 
 /// The `sync_errors.category` an error is recorded under.
@@ -75,10 +86,12 @@ impl TmdbError {
     pub fn category(&self) -> ErrorCategory {
         match self {
             TmdbError::Unauthorized { .. } => ErrorCategory::Auth,
-            TmdbError::NotFound { .. } | TmdbError::Api { .. } => ErrorCategory::Api,
+            TmdbError::NotFound { .. } | TmdbError::Api { .. } | TmdbError::WrongBaseUrl { .. } => {
+                ErrorCategory::Api
+            }
             TmdbError::RateLimited { .. } => ErrorCategory::RateLimit,
-            TmdbError::Malformed(_) => ErrorCategory::Data,
-            TmdbError::Network(_) | TmdbError::Timeout => ErrorCategory::Network,
+            TmdbError::Malformed(_) | TmdbError::MalformedExport(_) => ErrorCategory::Data,
+            TmdbError::Network(_) | TmdbError::Timeout(_) => ErrorCategory::Network,
         }
     }
 
@@ -86,11 +99,11 @@ impl TmdbError {
     pub fn http_status(&self) -> Option<u16> {
         match self {
             TmdbError::Unauthorized { .. } => Some(401),
-            TmdbError::NotFound { .. } => Some(404),
+            TmdbError::NotFound { .. } | TmdbError::WrongBaseUrl { .. } => Some(404),
             TmdbError::RateLimited { .. } => Some(429),
             TmdbError::Api { status, .. } => Some(*status),
             TmdbError::Malformed(_) => Some(200),
-            TmdbError::Network(_) | TmdbError::Timeout => None,
+            TmdbError::MalformedExport(_) | TmdbError::Network(_) | TmdbError::Timeout(_) => None,
         }
     }
 
@@ -98,6 +111,17 @@ impl TmdbError {
     pub fn is_fatal(&self) -> bool {
         matches!(self, TmdbError::Unauthorized { .. })
     }
+
+    /// Whether the configuration is wrong (retrying cannot help): the API root is not TMDb's.
+    pub fn is_config(&self) -> bool {
+        matches!(self, TmdbError::WrongBaseUrl { .. })
+    }
+}
+
+/// ` (status_code 11)` when TMDb sent one, nothing otherwise.
+fn status_code_note(code: Option<i32>) -> String {
+    code.map(|c| format!(" (status_code {c})"))
+        .unwrap_or_default()
 }
 
 /// An API key that never prints itself (Debug and Display are redacted).
@@ -124,5 +148,34 @@ impl ApiKey {
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_read_as_sentences_with_or_without_a_status_code() {
+        let with = TmdbError::Api {
+            status: 503,
+            code: Some(11),
+            message: "Internal error".into(),
+        };
+        assert_eq!(
+            with.to_string(),
+            "TMDb answered HTTP 503 (status_code 11): Internal error"
+        );
+        let without = TmdbError::Api {
+            status: 502,
+            code: None,
+            message: "Bad Gateway".into(),
+        };
+        assert_eq!(without.to_string(), "TMDb answered HTTP 502: Bad Gateway");
+        let root = TmdbError::WrongBaseUrl {
+            base_url: "http://proxy".into(),
+        };
+        assert!(root.is_config() && !root.is_fatal());
+        assert!(root.to_string().contains("ends in /3"));
     }
 }

@@ -2,6 +2,7 @@
 //! only, torn down on drop), and helpers to start the simulator and the engine.
 #![allow(dead_code)]
 pub mod cluster;
+pub mod fake_http;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -14,13 +14,49 @@ use crate::store::{Context, Store};
 
 /// Movies read per page (one transaction writes a page's outcomes).
 const PAGE: i64 = 100;
-/// Consecutive failures after which OMDb is considered down for this run.
-const MAX_FAILURES_IN_A_ROW: usize = 20;
+/// Consecutive failures after which OMDb is considered down for this run. Calls in flight count
+/// as possible failures, so a down OMDb costs exactly this many calls of the day's quota.
+pub const MAX_FAILURES_IN_A_ROW: usize = 20;
 
 enum Call {
     /// Today's budget is spent: no call was made.
     OverBudget,
+    /// Held back: with the calls in flight, OMDb could reach the failure limit; not made, no quota.
+    Held,
     Made(Result<OmdbLookup, OmdbError>),
+}
+
+/// Failures in a row and calls in flight, shared by the concurrent lookups.
+#[derive(Default)]
+struct Streak(std::sync::Mutex<(usize, usize)>);
+
+impl Streak {
+    /// Lets a call start unless it could be failure number [`MAX_FAILURES_IN_A_ROW`] + 1.
+    fn admit(&self) -> bool {
+        let mut s = self.0.lock().expect("streak lock");
+        let (failures, in_flight) = *s;
+        let admitted = failures + in_flight < MAX_FAILURES_IN_A_ROW;
+        if admitted {
+            s.1 += 1;
+        }
+        admitted
+    }
+
+    /// Records a finished call: a failure extends the streak, anything else ends it.
+    fn finish(&self, failed: bool) {
+        let mut s = self.0.lock().expect("streak lock");
+        s.1 -= 1;
+        s.0 = if failed { s.0 + 1 } else { 0 };
+    }
+
+    /// Releases an admitted call that was never made.
+    fn release(&self) {
+        self.0.lock().expect("streak lock").1 -= 1;
+    }
+
+    fn failures(&self) -> usize {
+        self.0.lock().expect("streak lock").0
+    }
 }
 
 /// Asks OMDb about pending movies until none is left or the day's budget is spent.
@@ -47,7 +83,7 @@ pub async fn run(
         .task("omdb", pending.min(budget) as u64, "movies");
     let (mut found, mut unknown, mut errors) = (0i64, 0i64, 0i64);
     let mut failed: Vec<i64> = Vec::new();
-    let mut in_a_row = 0usize;
+    let streak = Streak::default();
     let mut stop: Option<String> = None;
     while stop.is_none() {
         let page = store_omdb::pending(store, PAGE, &failed).await?;
@@ -57,14 +93,26 @@ pub async fn run(
         let calls: Vec<(OmdbCandidate, Call)> = futures::stream::iter(page)
             .map(|c| {
                 let client = client.clone();
+                let streak = &streak;
                 async move {
+                    if !streak.admit() {
+                        return Ok((c, Call::Held));
+                    }
                     match store_omdb::reserve_call(store, limit).await {
-                        Ok(false) => Ok((c, Call::OverBudget)),
+                        Ok(false) => {
+                            streak.release();
+                            Ok((c, Call::OverBudget))
+                        }
                         Ok(true) => {
                             let r = client.by_imdb_id(&c.imdb_id).await;
+                            let failed = matches!(&r, Err(e) if counts_as_failure(e));
+                            streak.finish(failed);
                             Ok((c, Call::Made(r)))
                         }
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            streak.release();
+                            Err(e)
+                        }
                     }
                 }
             })
@@ -81,8 +129,8 @@ pub async fn run(
                 Call::OverBudget => {
                     stop.get_or_insert(format!("the daily limit of {limit} OMDb calls is reached"));
                 }
+                Call::Held => {}
                 Call::Made(Ok(lookup)) => {
-                    in_a_row = 0;
                     let outcome = match lookup {
                         OmdbLookup::Found(m) => {
                             found += 1;
@@ -104,7 +152,6 @@ pub async fn run(
                 }
                 Call::Made(Err(e)) if e.is_fatal() => fatal = Some(e),
                 Call::Made(Err(e)) => {
-                    in_a_row += 1;
                     errors += 1;
                     failed.push(c.movie_id);
                     records.push(ErrorRecord {
@@ -125,6 +172,7 @@ pub async fn run(
         if let Some(e) = fatal {
             return Err(StageError::OmdbCredentials(e));
         }
+        let in_a_row = streak.failures();
         if in_a_row >= MAX_FAILURES_IN_A_ROW {
             stop = Some(format!(
                 "stopped after {in_a_row} failed OMDb calls in a row"
@@ -142,6 +190,12 @@ pub async fn run(
         message.push_str(&format!("; {why}, the rest waits for the next run"));
     }
     Ok(message)
+}
+
+/// A failure that counts towards [`MAX_FAILURES_IN_A_ROW`] (not the quota or the key, which stop
+/// the stage on their own).
+fn counts_as_failure(e: &OmdbError) -> bool {
+    !e.is_fatal() && !matches!(e, OmdbError::LimitReached)
 }
 
 async fn write_page(
