@@ -61,23 +61,62 @@ fn secret_env(name: &str, r: &crate::api::SecretKeyRef) -> EnvVar {
 /// Builds the Job for `run` of `sync`.
 pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
     let name = run.metadata.name.clone().expect("run has a name");
-    let kind = run.spec.run_type;
-    let spec = &sync.spec;
-    let labels: BTreeMap<String, String> = [
+    let labels = job_labels(run, &name);
+    let pods = plan.pods.max(1);
+    let template = &sync.spec.job_template;
+    let container = worker_container(run, plan, worker_env(run, sync, plan, &name), template);
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: run.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![run.controller_owner_ref(&()).expect("run has uid")]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(pods),
+            parallelism: Some(pods),
+            backoff_limit_per_index: Some(template.backoff_limit_per_index.unwrap_or(2)),
+            pod_failure_policy: Some(fail_on_fatal_exit_codes()),
+            active_deadline_seconds: template.active_deadline_seconds,
+            ttl_seconds_after_finished: Some(plan.ttl_seconds),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(worker_pod(container, template)),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn job_labels(run: &SyncRun, name: &str) -> BTreeMap<String, String> {
+    [
         ("app.kubernetes.io/name", "tmdbsync"),
         ("app.kubernetes.io/component", "worker"),
         ("app.kubernetes.io/managed-by", "tmdbsync"),
         (LABEL_SYNC, run.spec.sync_ref.name.as_str()),
-        (LABEL_RUN, name.as_str()),
-        (LABEL_TYPE, crate::plan::RunType::from(kind).as_str()),
+        (LABEL_RUN, name),
+        (
+            LABEL_TYPE,
+            crate::plan::RunType::from(run.spec.run_type).as_str(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    .collect()
+}
 
+/// The worker's settings: secrets as `secretKeyRef`, everything else plain.
+fn worker_env(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan, name: &str) -> Vec<EnvVar> {
+    let spec = &sync.spec;
     let pods = plan.pods.max(1);
     let mut vars = vec![
-        env("TMDBSYNC_RUN_NAME", &name),
+        env("TMDBSYNC_RUN_NAME", name),
         env(
             "TMDBSYNC_TRIGGER",
             format!("{:?}", run.spec.trigger).to_lowercase(),
@@ -119,17 +158,27 @@ pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
         vars.push(env("TMDBSYNC_WINDOW_START", &w.start));
         vars.push(env("TMDBSYNC_WINDOW_END", &w.end));
     }
-    if kind == RunKind::Enrich {
+    if run.spec.run_type == RunKind::Enrich {
         vars.extend(enrich_env(run, sync));
     }
-    let subcommand = match kind {
+    vars
+}
+
+/// The worker container: `tmdbsync worker <type>`, locked down (no privilege escalation, read-only
+/// root filesystem, non-root, every capability dropped).
+fn worker_container(
+    run: &SyncRun,
+    plan: &JobPlan,
+    vars: Vec<EnvVar>,
+    template: &crate::api::tmdb_sync::JobTemplateSpec,
+) -> Container {
+    let subcommand = match run.spec.run_type {
         RunKind::Catalog => "catalog",
         RunKind::Bulk => "bulk",
         RunKind::Delta => "delta",
         RunKind::Enrich => "enrich",
     };
-    let template = &spec.job_template;
-    let container = Container {
+    Container {
         name: WORKER.into(),
         image: Some(plan.image.clone()),
         args: Some(vec!["worker".into(), subcommand.into()]),
@@ -146,7 +195,11 @@ pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
+
+/// Fails the Job at once on the worker's fatal exit codes (bad credentials, bad configuration).
+fn fail_on_fatal_exit_codes() -> PodFailurePolicy {
     let fatal_rule = |code: ExitCode| PodFailurePolicyRule {
         action: "FailJob".into(),
         on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
@@ -156,56 +209,34 @@ pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
         }),
         on_pod_conditions: None,
     };
-    Job {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: run.metadata.namespace.clone(),
-            labels: Some(labels.clone()),
-            owner_references: Some(vec![run.controller_owner_ref(&()).expect("run has uid")]),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            completion_mode: Some("Indexed".into()),
-            completions: Some(pods),
-            parallelism: Some(pods),
-            backoff_limit_per_index: Some(template.backoff_limit_per_index.unwrap_or(2)),
-            pod_failure_policy: Some(PodFailurePolicy {
-                rules: vec![
-                    fatal_rule(ExitCode::Credentials),
-                    fatal_rule(ExitCode::Config),
-                ],
+    PodFailurePolicy {
+        rules: vec![
+            fatal_rule(ExitCode::Credentials),
+            fatal_rule(ExitCode::Config),
+        ],
+    }
+}
+
+fn worker_pod(container: Container, template: &crate::api::tmdb_sync::JobTemplateSpec) -> PodSpec {
+    PodSpec {
+        restart_policy: Some("Never".into()),
+        // Workers talk to TMDb and Postgres only, never to the Kubernetes API.
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        containers: vec![container],
+        node_selector: template.node_selector.clone(),
+        tolerations: template.tolerations.clone(),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
             }),
-            active_deadline_seconds: template.active_deadline_seconds,
-            ttl_seconds_after_finished: Some(plan.ttl_seconds),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    // Workers talk to TMDb and Postgres only, never to the Kubernetes API.
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    containers: vec![container],
-                    node_selector: template.node_selector.clone(),
-                    tolerations: template.tolerations.clone(),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(65532),
-                        run_as_group: Some(65532),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            },
             ..Default::default()
         }),
-        status: None,
+        ..Default::default()
     }
 }
 

@@ -15,7 +15,8 @@ use super::{Context, Error};
 use crate::api::sync_run::{PageRangeSpec, RunKind};
 use crate::api::{FIELD_MANAGER, RunPhase, SyncRun, SyncRunStatus, TmdbSync};
 use crate::plan::RunType;
-use crate::plan::pages::{PageRange, next_bulk_range, total_pages};
+use crate::plan::pages::{PageRange, total_pages};
+use crate::plan::run::{self as runplan, BulkPages};
 use crate::store::runs::{self, RunStatus};
 use crate::store::{Store, pages};
 
@@ -150,112 +151,58 @@ async fn start(
     store: &Store,
     jobs: &Api<Job>,
 ) -> Result<Action, Error> {
+    let run_type = RunType::from(run.spec.run_type);
     if let Some(other) = blocker(ctx, run).await? {
         let next = SyncRunStatus {
             phase: Some(RunPhase::Pending),
             reason: Some("Waiting".into()),
-            message: Some(if run.spec.run_type == RunKind::Enrich {
-                format!("waiting for {other} to finish (enrichment follows the imports)")
-            } else {
-                format!("waiting for {other} to finish (one TMDb run at a time)")
-            }),
+            message: Some(runplan::waiting_message(run_type, &other)),
             ..status.clone()
         };
         patch_status(ctx, run, &status, next).await?;
         return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     }
-    let kind = run.spec.run_type;
-    let mut pages = None;
     let mut planned = status.planned_pages;
-    if kind == RunKind::Bulk {
-        let total = total_pages(crate::store::catalog::max_ordinal(store).await?);
-        let range = match (run.spec.pages, planned) {
-            (Some(p), _) | (None, Some(p)) => Some(PageRange {
-                from: p.from,
-                to: p.to,
-            }),
-            (None, None) => {
-                let first_open = pages::first_open_page(store, total).await?;
-                next_bulk_range(first_open, total, sync.spec.bulk.pages_per_run)
+    let pages = match run_type {
+        RunType::Bulk => match plan_pages(run, sync, store, planned).await? {
+            BulkPages::Import { range, record } => {
+                if record {
+                    // Record the plan before the Job exists, so a restart reuses it.
+                    planned = Some(PageRangeSpec {
+                        from: range.from,
+                        to: range.to,
+                    });
+                    let next = SyncRunStatus {
+                        planned_pages: planned,
+                        ..status.clone()
+                    };
+                    patch_status(ctx, run, &status, next).await?;
+                }
+                Some(range)
             }
-        };
-        let Some(range) = range else {
-            let message = if total == 0 {
-                "the catalog is empty: a Catalog run must load it first".to_string()
-            } else {
-                format!("all {total} catalog pages are done; nothing to import")
-            };
-            let phase = if total == 0 {
-                RunPhase::Failed
-            } else {
-                RunPhase::Succeeded
-            };
-            let reason = if total == 0 {
-                "CatalogEmpty"
-            } else {
-                "NothingToDo"
-            };
-            return finish(ctx, run, status, phase, reason, &message, Some(store)).await;
-        };
-        if range.to > total {
-            let message = format!(
-                "pages {}-{} go beyond the catalog's {total} pages",
-                range.from, range.to
-            );
-            return invalid(ctx, run, status, &message, store).await;
-        }
-        if run.spec.pages.is_none() && planned.is_none() {
-            // Record the plan before the Job exists, so a restart reuses it.
-            planned = Some(PageRangeSpec {
-                from: range.from,
-                to: range.to,
-            });
-            let next = SyncRunStatus {
-                planned_pages: planned,
-                ..status.clone()
-            };
-            patch_status(ctx, run, &status, next).await?;
-        }
-        pages = Some(range);
-    }
+            BulkPages::Finished {
+                succeeded,
+                reason,
+                message,
+            } => {
+                let phase = if succeeded {
+                    RunPhase::Succeeded
+                } else {
+                    RunPhase::Failed
+                };
+                return finish(ctx, run, status, phase, reason, &message, Some(store)).await;
+            }
+            BulkPages::Invalid(message) => return invalid(ctx, run, status, &message, store).await,
+        },
+        _ => None,
+    };
     if let Some(w) = &run.spec.window
-        && (w.start.parse::<chrono::NaiveDate>().is_err()
-            || w.end.parse::<chrono::NaiveDate>().is_err())
+        && let Err(message) = runplan::check_window(&w.start, &w.end)
     {
-        let message = format!("window {}..{} is not a pair of valid dates", w.start, w.end);
         return invalid(ctx, run, status, &message, store).await;
     }
-    let pods = match kind {
-        RunKind::Bulk => run.spec.parallelism.unwrap_or(sync.spec.bulk.parallelism),
-        // A delta window's watermark is decided by one pod; see the README.
-        _ => 1,
-    };
-    let plan = JobPlan {
-        image: sync
-            .spec
-            .job_template
-            .image
-            .clone()
-            .unwrap_or_else(|| ctx.config.worker_image.clone()),
-        pods,
-        pages,
-        ttl_seconds: ctx.config.job_ttl_seconds,
-    };
-    let job = build_job(run, sync, &plan);
-    match jobs
-        .create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &job,
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(e.into()),
-    }
+    let pods = runplan::pods(run_type, run.spec.parallelism, sync.spec.bulk.parallelism);
+    create_job(ctx, run, sync, jobs, pods, pages).await?;
     let next = SyncRunStatus {
         phase: Some(RunPhase::Running),
         planned_pages: planned,
@@ -278,6 +225,64 @@ async fn start(
     Ok(Action::requeue(ctx.config.mirror_interval))
 }
 
+/// Reads what the page plan needs (the catalog size, the first open page) and lets
+/// [`runplan::bulk_pages`] decide.
+async fn plan_pages(
+    run: &SyncRun,
+    sync: &TmdbSync,
+    store: &Store,
+    planned: Option<PageRangeSpec>,
+) -> Result<BulkPages, Error> {
+    let range = |p: PageRangeSpec| PageRange {
+        from: p.from,
+        to: p.to,
+    };
+    let (asked, recorded) = (run.spec.pages.map(range), planned.map(range));
+    let total = total_pages(crate::store::catalog::max_ordinal(store).await?);
+    let first_open = match asked.or(recorded) {
+        Some(_) => None,
+        None => pages::first_open_page(store, total).await?,
+    };
+    Ok(runplan::bulk_pages(
+        asked,
+        recorded,
+        total,
+        first_open,
+        sync.spec.bulk.pages_per_run,
+    ))
+}
+
+/// Creates the run's Job (AlreadyExists is success: a restart never doubles it).
+async fn create_job(
+    ctx: &Context,
+    run: &SyncRun,
+    sync: &TmdbSync,
+    jobs: &Api<Job>,
+    pods: i32,
+    pages: Option<PageRange>,
+) -> Result<(), Error> {
+    let plan = JobPlan {
+        image: sync
+            .spec
+            .job_template
+            .image
+            .clone()
+            .unwrap_or_else(|| ctx.config.worker_image.clone()),
+        pods,
+        pages,
+        ttl_seconds: ctx.config.job_ttl_seconds,
+    };
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match jobs.create(&params, &build_job(run, sync, &plan)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn observe_job(
     ctx: &Context,
     run: &SyncRun,
@@ -291,26 +296,7 @@ async fn observe_job(
     if next.started_at.is_none() {
         next.started_at = job.creation_timestamp().map(|t| t.0.to_string());
     }
-    if let Some(row) = runs::get_run_by_name(store, &run.name_any()).await? {
-        next.pages_total = row.pages_total.max(next.pages_total);
-        next.pages_processed = row.pages_processed;
-        next.movies_imported = row.movies_imported;
-        next.movies_updated = row.movies_updated;
-        next.movies_skipped = row.movies_skipped;
-        next.movies_deleted = row.movies_deleted;
-        next.errors = row.errors_count;
-        next.data_warnings = row.data_warnings;
-        if row.message.is_some() {
-            next.message = row.message;
-        }
-        if run.spec.run_type == RunKind::Enrich {
-            next.stages = crate::store::pipeline::stage_counters_by_name(store, &run.name_any())
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect();
-        }
-    }
+    mirror_counters(run, store, &mut next).await?;
     let conditions = job
         .status
         .as_ref()
@@ -336,19 +322,11 @@ async fn observe_job(
     }
     if let Some(c) = done("Failed") {
         let job_message = c.message.clone().unwrap_or_default();
-        let reason = match (c.reason.as_deref(), fatal_exit_code(&job_message)) {
-            (Some("PodFailurePolicy"), Some(3)) => "AuthFailed",
-            (Some("PodFailurePolicy"), Some(4)) => "InvalidConfig",
-            (Some("DeadlineExceeded"), _) => "DeadlineExceeded",
-            _ => "RetriesExhausted",
-        };
-        let message = match reason {
-            "AuthFailed" => {
-                "TMDb refused the API key; the run stopped without retrying".to_string()
-            }
-            "InvalidConfig" => format!("the worker rejected its configuration: {job_message}"),
-            _ => format!("{}: {job_message}", c.reason.clone().unwrap_or_default()),
-        };
+        let (reason, message) = runplan::job_failure(
+            c.reason.as_deref(),
+            fatal_exit_code(&job_message),
+            &job_message,
+        );
         return finish(
             ctx,
             run,
@@ -363,6 +341,36 @@ async fn observe_job(
     next.reason = Some("Running".into());
     patch_status(ctx, run, &status, next).await?;
     Ok(Action::requeue(ctx.config.mirror_interval))
+}
+
+/// Copies the run's counters (and, for Enrich, its per-stage counters) from Postgres into `next`.
+async fn mirror_counters(
+    run: &SyncRun,
+    store: &Store,
+    next: &mut SyncRunStatus,
+) -> Result<(), Error> {
+    let Some(row) = runs::get_run_by_name(store, &run.name_any()).await? else {
+        return Ok(());
+    };
+    next.pages_total = row.pages_total.max(next.pages_total);
+    next.pages_processed = row.pages_processed;
+    next.movies_imported = row.movies_imported;
+    next.movies_updated = row.movies_updated;
+    next.movies_skipped = row.movies_skipped;
+    next.movies_deleted = row.movies_deleted;
+    next.errors = row.errors_count;
+    next.data_warnings = row.data_warnings;
+    if row.message.is_some() {
+        next.message = row.message;
+    }
+    if run.spec.run_type == RunKind::Enrich {
+        next.stages = crate::store::pipeline::stage_counters_by_name(store, &run.name_any())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+    }
+    Ok(())
 }
 
 /// Records the outcome in Postgres and the status, with an event.

@@ -3,8 +3,10 @@
 pub mod enrich;
 pub mod health;
 pub mod pages;
+pub mod run;
 pub mod schedule;
 pub mod status;
+pub mod sync;
 pub mod windows;
 
 use std::fmt;

@@ -1,5 +1,9 @@
 //! Bulk page ranges: which pages the next run takes, and how pages shard over Job pods.
 
+/// Movies per bulk page (the page size of TMDb's list endpoints): page `p` holds catalog ordinals
+/// `(p - 1) * 20 + 1 ..= p * 20`.
+pub const PAGE_SIZE: i64 = 20;
+
 /// Pages `from..=to` (1-based) of the catalog, 20 ordinals each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PageRange {
@@ -45,7 +49,7 @@ pub fn next_bulk_range(
 
 /// Number of pages needed for `ordinals` catalog entries.
 pub fn total_pages(max_ordinal: i64) -> i32 {
-    (max_ordinal.max(0) as u64).div_ceil(crate::store::catalog::PAGE_SIZE as u64) as i32
+    (max_ordinal.max(0) as u64).div_ceil(PAGE_SIZE as u64) as i32
 }
 
 #[cfg(test)]

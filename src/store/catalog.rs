@@ -8,8 +8,8 @@ use sqlx::Row;
 use super::{Context, Result, Store, StoreError};
 use crate::tmdb::models::ExportLine;
 
-/// Movies per bulk page (the page size of TMDb's list endpoints).
-pub const PAGE_SIZE: i64 = 20;
+/// Movies per bulk page, as the plan defines it.
+pub const PAGE_SIZE: i64 = crate::plan::pages::PAGE_SIZE;
 
 /// What loading one export did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

@@ -1,0 +1,248 @@
+//! A SyncRun's decisions, pure: which bulk pages it imports (its own, the recorded plan, or the
+//! next open ones), whether its window is valid, how many pods run it.
+
+use super::pages::{PageRange, next_bulk_range};
+
+/// What a Bulk run does about pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkPages {
+    /// Import these pages; `record` when the plan is new and must be written to status before the
+    /// Job exists, so a restarted controller reuses it.
+    Import { range: PageRange, record: bool },
+    /// Nothing to import: the run ends at once with this outcome.
+    Finished {
+        succeeded: bool,
+        reason: &'static str,
+        message: String,
+    },
+    /// The pages asked for cannot be imported.
+    Invalid(String),
+}
+
+/// The pages of a Bulk run: the spec's (a manual run), else the plan recorded in status, else the
+/// next `pages_per_run` open pages from `first_open` (`None` when every page is done, or when it was
+/// not looked up because a range is given).
+pub fn bulk_pages(
+    asked: Option<PageRange>,
+    recorded: Option<PageRange>,
+    total: i32,
+    first_open: Option<i32>,
+    pages_per_run: i32,
+) -> BulkPages {
+    let range = asked
+        .or(recorded)
+        .or_else(|| next_bulk_range(first_open, total, pages_per_run));
+    let Some(range) = range else {
+        return if total == 0 {
+            BulkPages::Finished {
+                succeeded: false,
+                reason: "CatalogEmpty",
+                message: "the catalog is empty: a Catalog run must load it first".into(),
+            }
+        } else {
+            BulkPages::Finished {
+                succeeded: true,
+                reason: "NothingToDo",
+                message: format!("all {total} catalog pages are done; nothing to import"),
+            }
+        };
+    };
+    if range.to > total {
+        return BulkPages::Invalid(format!(
+            "pages {}-{} go beyond the catalog's {total} pages",
+            range.from, range.to
+        ));
+    }
+    BulkPages::Import {
+        range,
+        record: asked.is_none() && recorded.is_none(),
+    }
+}
+
+/// Checks a Delta window's dates (`YYYY-MM-DD`).
+pub fn check_window(start: &str, end: &str) -> Result<(), String> {
+    match (
+        start.parse::<chrono::NaiveDate>(),
+        end.parse::<chrono::NaiveDate>(),
+    ) {
+        (Ok(_), Ok(_)) => Ok(()),
+        _ => Err(format!(
+            "window {start}..{end} is not a pair of valid dates"
+        )),
+    }
+}
+
+/// Pods for a run: a Bulk run's own parallelism, else the TmdbSync's; any other run one pod (a
+/// delta window's watermark is decided by one pod; see the README).
+pub fn pods(run_type: super::RunType, own: Option<i32>, bulk_default: i32) -> i32 {
+    match run_type {
+        super::RunType::Bulk => own.unwrap_or(bulk_default),
+        _ => 1,
+    }
+}
+
+/// What a run waiting for another says.
+pub fn waiting_message(run_type: super::RunType, other: &str) -> String {
+    if run_type == super::RunType::Enrich {
+        format!("waiting for {other} to finish (enrichment follows the imports)")
+    } else {
+        format!("waiting for {other} to finish (one TMDb run at a time)")
+    }
+}
+
+/// Why a failed Job failed, as the run's reason and message: the worker's fatal exit codes (3: the
+/// credentials, 4: the configuration) end a run at once through the pod failure policy.
+pub fn job_failure(
+    job_reason: Option<&str>,
+    exit_code: Option<i32>,
+    job_message: &str,
+) -> (&'static str, String) {
+    match (job_reason, exit_code) {
+        (Some("PodFailurePolicy"), Some(3)) => (
+            "AuthFailed",
+            "TMDb refused the API key; the run stopped without retrying".into(),
+        ),
+        (Some("PodFailurePolicy"), Some(4)) => (
+            "InvalidConfig",
+            format!("the worker rejected its configuration: {job_message}"),
+        ),
+        (Some("DeadlineExceeded"), _) => (
+            "DeadlineExceeded",
+            format!("DeadlineExceeded: {job_message}"),
+        ),
+        (reason, _) => (
+            "RetriesExhausted",
+            format!("{}: {job_message}", reason.unwrap_or_default()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::RunType;
+
+    fn r(from: i32, to: i32) -> PageRange {
+        PageRange { from, to }
+    }
+
+    #[test]
+    fn bulk_page_cases() {
+        let cases = [
+            (
+                "manual pages → those pages, nothing recorded",
+                bulk_pages(Some(r(1, 10)), None, 50, None, 200),
+                BulkPages::Import {
+                    range: r(1, 10),
+                    record: false,
+                },
+            ),
+            (
+                "a recorded plan → reused after a restart",
+                bulk_pages(None, Some(r(11, 20)), 50, Some(30), 10),
+                BulkPages::Import {
+                    range: r(11, 20),
+                    record: false,
+                },
+            ),
+            (
+                "no plan → the next open pages, recorded",
+                bulk_pages(None, None, 50, Some(21), 10),
+                BulkPages::Import {
+                    range: r(21, 30),
+                    record: true,
+                },
+            ),
+            (
+                "the last pages → cut at the catalog's end",
+                bulk_pages(None, None, 50, Some(45), 10),
+                BulkPages::Import {
+                    range: r(45, 50),
+                    record: true,
+                },
+            ),
+            (
+                "empty catalog → failed, CatalogEmpty",
+                bulk_pages(None, None, 0, Some(1), 10),
+                BulkPages::Finished {
+                    succeeded: false,
+                    reason: "CatalogEmpty",
+                    message: "the catalog is empty: a Catalog run must load it first".into(),
+                },
+            ),
+            (
+                "every page done → succeeded, NothingToDo",
+                bulk_pages(None, None, 50, None, 10),
+                BulkPages::Finished {
+                    succeeded: true,
+                    reason: "NothingToDo",
+                    message: "all 50 catalog pages are done; nothing to import".into(),
+                },
+            ),
+            (
+                "manual pages past the catalog → invalid",
+                bulk_pages(Some(r(40, 60)), None, 50, None, 10),
+                BulkPages::Invalid("pages 40-60 go beyond the catalog's 50 pages".into()),
+            ),
+        ];
+        for (case, got, want) in cases {
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    #[test]
+    fn job_failure_cases() {
+        let cases = [
+            (
+                "exit 3 through the failure policy → AuthFailed",
+                Some("PodFailurePolicy"),
+                Some(3),
+                "AuthFailed",
+            ),
+            (
+                "exit 4 through the failure policy → InvalidConfig",
+                Some("PodFailurePolicy"),
+                Some(4),
+                "InvalidConfig",
+            ),
+            (
+                "deadline → DeadlineExceeded",
+                Some("DeadlineExceeded"),
+                None,
+                "DeadlineExceeded",
+            ),
+            (
+                "backoff limit → RetriesExhausted",
+                Some("BackoffLimitExceeded"),
+                Some(1),
+                "RetriesExhausted",
+            ),
+        ];
+        for (case, reason, code, want) in cases {
+            assert_eq!(job_failure(reason, code, "m").0, want, "{case}");
+        }
+        assert!(
+            job_failure(Some("PodFailurePolicy"), Some(4), "bad url")
+                .1
+                .contains("bad url")
+        );
+    }
+
+    #[test]
+    fn windows_pods_and_waiting() {
+        assert!(check_window("2026-01-01", "2026-01-14").is_ok());
+        assert!(
+            check_window("2026-02-30", "2026-03-01").is_err(),
+            "no such day"
+        );
+        assert_eq!(pods(RunType::Bulk, None, 3), 3);
+        assert_eq!(pods(RunType::Bulk, Some(2), 3), 2);
+        assert_eq!(
+            pods(RunType::Delta, Some(4), 3),
+            1,
+            "one pod decides a window"
+        );
+        assert!(waiting_message(RunType::Enrich, "x").contains("enrichment follows"));
+        assert!(waiting_message(RunType::Bulk, "x").contains("one TMDb run"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The layers go one way (ARCHITECTURE.md): `plan` is pure — it imports no I/O crate and none of
+//! the modules that do I/O — and nothing imports `controller` but the binary.
+
+use std::path::Path;
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("source dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Lines of `dir`'s sources that mention any of `forbidden` (comments excluded).
+fn offending(dir: &str, forbidden: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(!files.is_empty(), "{dir} has sources");
+    let mut hits = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for f in forbidden {
+                if code.contains(f) {
+                    hits.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn plan_imports_no_io_crate_or_io_module() {
+    let forbidden = [
+        "crate::store",
+        "crate::stage",
+        "crate::controller",
+        "crate::tmdb",
+        "crate::omdb",
+        "crate::web",
+        "crate::sim",
+        "sqlx::",
+        "reqwest::",
+        "kube::",
+        "tokio::",
+        "hyper::",
+        "axum::",
+        "std::fs",
+        "std::net",
+        "std::process",
+    ];
+    let hits = offending("src/plan", &forbidden);
+    assert!(
+        hits.is_empty(),
+        "plan/ must stay pure:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn only_the_binary_reaches_the_controller() {
+    for dir in [
+        "src/store",
+        "src/stage",
+        "src/plan",
+        "src/tmdb",
+        "src/omdb",
+        "src/sim",
+    ] {
+        let hits = offending(dir, &["crate::controller"]);
+        assert!(
+            hits.is_empty(),
+            "{dir} imports the controller:\n{}",
+            hits.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_check_catches_an_offender() {
+    // The scan itself must see an import: the controller does import the store.
+    assert!(!offending("src/controller", &["crate::store"]).is_empty());
+}
