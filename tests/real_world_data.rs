@@ -730,3 +730,98 @@ async fn a_glitchy_catalog_imports_exactly_stored_plus_quarantined_plus_gone() {
         "one warning per odd movie stored"
     );
 }
+
+#[tokio::test]
+async fn a_delta_movie_the_database_refuses_holds_the_watermark_until_it_is_stored() {
+    use std::collections::BTreeSet;
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = sim::spawn(
+        SimConfig {
+            movies: 400,
+            seed: 13,
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("simulator");
+    let engine = engine(store.clone(), &sim, 2000);
+    let label = RunLabel::default();
+    assert!(catalog::run(&engine, &label).await.unwrap().succeeded);
+    let all = BulkOptions {
+        pages: None,
+        pages_per_run: 1000,
+        shard: None,
+        refetch: false,
+    };
+    assert!(bulk::run(&engine, all, &label).await.unwrap().succeeded);
+    let advanced = support::sim_post(&sim, "/__sim/advance?days=2", json!({})).await;
+    let changed: BTreeSet<i64> = advanced["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let victim = *changed.iter().next().expect("a changed movie");
+    // The ids are numbers from the simulator.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id = {victim} THEN RAISE EXCEPTION 'refused for the test'; END IF;
+         RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE UPDATE ON movies FOR EACH ROW EXECUTE FUNCTION refuse();"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let watermark = || async {
+        tmdbsync::store::pages::delta_watermark(&store)
+            .await
+            .unwrap()
+    };
+    let first = tmdbsync::stage::delta::run(&engine, Default::default(), &label)
+        .await
+        .expect("the delta stage completes");
+    assert!(first.succeeded, "{}", first.message);
+    assert_eq!(first.counters.errors, 1, "{}", first.message);
+    assert!(
+        first.counters.movies_updated as usize >= changed.len() - 1,
+        "the rest of the window is stored: {}",
+        first.message
+    );
+    let held = watermark().await;
+    let quarantined: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT category, movie_id FROM sync_errors")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(quarantined, vec![("data".to_string(), Some(victim))]);
+
+    sqlx::raw_sql("DROP TRIGGER refuse ON movies")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let second = tmdbsync::stage::delta::run(&engine, Default::default(), &label)
+        .await
+        .unwrap();
+    assert!(
+        second.succeeded && second.counters.errors == 0,
+        "{}",
+        second.message
+    );
+    let moved = watermark().await;
+    assert!(
+        moved > held,
+        "the watermark moves once the movie is stored: {held:?} → {moved:?}"
+    );
+    let version: Option<String> = sqlx::query_scalar("SELECT title FROM movies WHERE id = $1")
+        .bind(victim)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let served = engine.tmdb.movie(victim).await.expect("TMDb serves it");
+    assert_eq!(
+        version, served.details.title,
+        "the refused movie now carries TMDb's new version"
+    );
+}
