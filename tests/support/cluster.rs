@@ -21,13 +21,15 @@
 //!   admin kubeconfig and makes sure the machine-wide node agent runs.
 //! * The node agent is started by the first test process that needs it, detached (`setsid`), and
 //!   reused by every later one while it lives: `$STATE/node-agent.pid` under the flock
-//!   `$STATE/node-agent.lock`. Its log is `$STATE/logs/node-agent.log`, pod logs are
-//!   `$STATE/pod-logs/<namespace>_<pod>.log`. `scripts/testenv.sh down` stops it with the control
-//!   plane; a rebuilt agent binary is only picked up after that (or after killing the pid).
+//!   `$STATE/node-agent.lock`. The process that starts it first builds it (`cargo build --workspace
+//!   --bin tmdbsync-node-agent`: it lives in the dev-only workspace member `testenv/`). Its log is
+//!   `$STATE/logs/node-agent.log`, pod logs are `$STATE/pod-logs/<namespace>_<pod>.log`.
+//!   `scripts/testenv.sh down` stops it with the control plane; a rebuilt agent binary is only
+//!   picked up after that (or after killing the pid).
 //! * Images: `busybox` runs `/bin/sh`; `tmdbsync` runs `$STATE/bin/tmdbsync`, a symlink that every
-//!   test process points at its own `CARGO_BIN_EXE_tmdbsync` (else `$CARGO_TARGET_DIR/debug/tmdbsync`)
-//!   when it calls `shared()`, so pods run the binary of the most recent test process. Two checkouts
-//!   testing at the same time would therefore share one binary.
+//!   test process points at its own `CARGO_BIN_EXE_tmdbsync` when it calls `shared()`, so pods run
+//!   the binary of the most recent test process. Two checkouts testing at the same time would
+//!   therefore share one binary.
 //! * Every call builds no state bound to a tokio runtime except [`Cluster::client`], which makes a
 //!   new client for the calling runtime (each `#[tokio::test]` has its own runtime, and a client's
 //!   background worker dies with the runtime that created it).
@@ -71,26 +73,35 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `CARGO_BIN_EXE_<name>` of this test crate, else `$CARGO_TARGET_DIR/debug/<name>`.
-fn cargo_bin(compiled_in: Option<&'static str>, name: &str) -> PathBuf {
-    if let Some(path) = compiled_in {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    target.join("debug").join(name)
-}
+/// The node agent's binary name (in the dev-only workspace member `testenv/`).
+const AGENT: &str = "tmdbsync-node-agent";
 
 fn tmdbsync_bin() -> PathBuf {
-    cargo_bin(option_env!("CARGO_BIN_EXE_tmdbsync"), "tmdbsync")
+    PathBuf::from(env!("CARGO_BIN_EXE_tmdbsync"))
 }
 
-fn agent_bin() -> PathBuf {
-    cargo_bin(
-        option_env!("CARGO_BIN_EXE_tmdbsync-node-agent"),
-        "tmdbsync-node-agent",
-    )
+/// Builds the node agent of this checkout and returns its path. It belongs to the workspace member
+/// `tmdbsync-testenv`, whose binaries the product's tests cannot depend on, so the test asks cargo
+/// (the one running it, `$CARGO`) for it. `--workspace` resolves features as the product's builds
+/// do and so reuses their dependencies; `-p tmdbsync-testenv` would rebuild kube and its stack.
+fn build_agent() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = run_checked(
+        Command::new(cargo).current_dir(repo_root()).args([
+            "build",
+            "--workspace",
+            "--bin",
+            AGENT,
+            "--message-format=json-render-diagnostics",
+        ]),
+        "cargo build --workspace --bin tmdbsync-node-agent",
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == AGENT)
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported no tmdbsync-node-agent executable")
 }
 
 fn run_checked(cmd: &mut Command, what: &str) -> Output {
@@ -219,16 +230,11 @@ impl Cluster {
         let recorded = fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
-        if let Some(pid) = recorded.filter(|&pid| process_alive(pid, "tmdbsync-node-agent")) {
+        if let Some(pid) = recorded.filter(|&pid| process_alive(pid, AGENT)) {
             return pid;
         }
 
-        let agent = agent_bin();
-        assert!(
-            agent.is_file(),
-            "no node agent binary at {} (cargo build --bin tmdbsync-node-agent)",
-            agent.display()
-        );
+        let agent = build_agent();
         fs::create_dir_all(self.state_dir.join("logs")).expect("create the logs dir");
         fs::create_dir_all(&self.pod_logs).expect("create the pod logs dir");
         let log_path = self.state_dir.join("logs/node-agent.log");
@@ -268,7 +274,7 @@ impl Cluster {
 
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if !process_alive(pid, "tmdbsync-node-agent") {
+            if !process_alive(pid, AGENT) {
                 let _ = fs::remove_file(&pid_file);
                 panic!(
                     "the node agent exited during startup; last lines of {}:\n{}",
