@@ -96,18 +96,23 @@ fn build_agent() -> PathBuf {
         ]),
         "cargo build --workspace --bin tmdbsync-node-agent",
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    out.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == AGENT)
         .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
         .expect("cargo reported no tmdbsync-node-agent executable")
 }
 
-fn run_checked(cmd: &mut Command, what: &str) -> Output {
+/// Runs `cmd` and returns its stdout; panics with its output when it cannot run or fails.
+fn run_checked(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    stdout_ok(out, what)
+}
+
+/// The stdout of a command that succeeded; panics with its stdout and stderr when it failed.
+pub fn stdout_ok(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}{}",
@@ -115,7 +120,7 @@ fn run_checked(cmd: &mut Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A live process with this pid whose command line mentions `needle` (not a zombie, not a reused pid).
@@ -145,8 +150,7 @@ pub fn helm_bin() -> &'static Path {
     HELM.get_or_init(|| {
         let script = repo_root().join("scripts/testenv.sh");
         let env = run_checked(Command::new(&script).arg("env"), "scripts/testenv.sh env");
-        String::from_utf8_lossy(&env.stdout)
-            .lines()
+        env.lines()
             .filter_map(|l| l.trim_start_matches("export ").strip_prefix("PATH="))
             .flat_map(|dirs| dirs.split(':'))
             .map(|d| Path::new(d).join("helm"))
@@ -168,7 +172,6 @@ impl Cluster {
         let script = repo_root().join("scripts/testenv.sh");
         run_checked(Command::new(&script).arg("up"), "scripts/testenv.sh up");
         let env = run_checked(Command::new(&script).arg("env"), "scripts/testenv.sh env");
-        let env = String::from_utf8_lossy(&env.stdout);
         let mut kubeconfig = None;
         let mut kubectl = None;
         for line in env.lines() {
@@ -365,12 +368,7 @@ impl Cluster {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Command::new(&self.kubectl)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kubectl")
+        self.admin_command(&self.kubectl, args, None)
     }
 
     /// Runs helm with the admin kubeconfig; returns its output whatever the exit code.
@@ -379,12 +377,17 @@ impl Cluster {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Command::new(helm_bin())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run helm")
+        self.admin_command(helm_bin(), args, None)
+    }
+
+    /// Runs kubectl with `stdin` as its standard input (e.g. `apply -f -`); returns its output
+    /// whatever the exit code.
+    pub fn kubectl_input<I, S>(&self, args: I, stdin: &str) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.admin_command(&self.kubectl, args, Some(stdin))
     }
 
     /// Runs kubectl and returns its stdout; panics with stderr when it fails.
@@ -394,15 +397,7 @@ impl Cluster {
         S: AsRef<OsStr>,
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let out = self.kubectl(&args);
-        assert!(
-            out.status.success(),
-            "kubectl {:?} failed ({}): {}",
-            args,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(self.kubectl(&args), &format!("kubectl {args:?}"))
     }
 
     /// Runs kubectl with `stdin` as its standard input (e.g. `apply -f -`); returns stdout, panics
@@ -413,29 +408,54 @@ impl Cluster {
         S: AsRef<OsStr>,
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let mut child = Command::new(&self.kubectl)
+        stdout_ok(
+            self.kubectl_input(&args, stdin),
+            &format!("kubectl {args:?}"),
+        )
+    }
+
+    /// Runs `program` with the admin kubeconfig and `stdin` (else none) and waits for its output.
+    fn admin_command<I, S>(&self, program: &Path, args: I, stdin: Option<&str>) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = Command::new(program)
             .env("KUBECONFIG", &self.kubeconfig)
-            .args(&args)
-            .stdin(Stdio::piped())
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run kubectl");
+            .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(input.as_bytes())
+                .expect("write the command's stdin");
+        }
         child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write kubectl stdin");
-        let out = child.wait_with_output().expect("wait for kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {:?} failed ({}): {}",
-            args,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait for {}: {e}", program.display()))
+    }
+
+    /// Everything the pods of namespace `ns` wrote (the agent's log files of its pods, one after
+    /// the other).
+    pub fn namespace_pod_logs(&self, ns: &str) -> String {
+        let prefix = format!("{ns}_");
+        let mut all = String::new();
+        for entry in fs::read_dir(&self.pod_logs).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                all.push_str(&fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        all
     }
 
     /// Creates a fresh namespace `<prefix>-<random>` (label `tmdbsync-test=true`) and waits for its
