@@ -410,23 +410,9 @@ async fn killing_the_controller_mid_run_duplicates_nothing_and_the_run_finishes(
     let _second = ControllerProcess::start(cluster, &ns, &[]);
     let done = run_succeeded(&runs, "import", Duration::from_secs(120)).await;
 
-    let run_names: Vec<String> = runs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|r| r.metadata.name)
-        .collect();
+    let run_names = names(&runs).await;
     assert_eq!(run_names.len(), 2, "no duplicate SyncRun: {run_names:?}");
-    let job_names: Vec<String> = jobs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|j| j.metadata.name)
-        .collect();
+    let job_names = names(&jobs).await;
     assert_eq!(job_names.len(), 2, "one Job per run: {job_names:?}");
     let import_pods = pods
         .list(&ListParams::default().labels("tmdbsync.io/run=import"))

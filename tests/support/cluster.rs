@@ -640,6 +640,20 @@ where
     }
 }
 
+/// The names of every object `api` lists.
+pub async fn names<K>(api: &Api<K>) -> Vec<String>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug,
+{
+    api.list(&Default::default())
+        .await
+        .expect("list objects")
+        .items
+        .into_iter()
+        .filter_map(|o| o.meta().name.clone())
+        .collect()
+}
+
 /// Polls an async `check` every 250 ms until it returns `Some`, or panics with `what` after
 /// `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T

@@ -376,30 +376,21 @@ pub fn engine_with(store: Store, config: TmdbConfig, export_url: &str) -> Engine
 }
 
 /// GET a simulator control endpoint as JSON.
-pub async fn sim_get(sim: &tmdbsync::sim::SimHandle, path: &str) -> serde_json::Value {
-    tmdbsync::http_client_builder()
-        .build()
-        .unwrap()
-        .get(format!("{}{path}", sim.base_url()))
-        .send()
-        .await
-        .expect("sim request")
-        .json()
-        .await
-        .expect("sim json")
+pub async fn sim_get(sim: &SimHandle, path: &str) -> Value {
+    sim_json(http().get(format!("{}{path}", sim.base_url()))).await
 }
 
 /// POST to a simulator control endpoint with a JSON body.
-pub async fn sim_post(
-    sim: &tmdbsync::sim::SimHandle,
-    path: &str,
-    body: serde_json::Value,
-) -> serde_json::Value {
-    tmdbsync::http_client_builder()
-        .build()
-        .unwrap()
-        .post(format!("{}{path}", sim.base_url()))
-        .json(&body)
+pub async fn sim_post(sim: &SimHandle, path: &str, body: Value) -> Value {
+    sim_json(http().post(format!("{}{path}", sim.base_url())).json(&body)).await
+}
+
+fn http() -> reqwest::Client {
+    tmdbsync::http_client_builder().build().unwrap()
+}
+
+async fn sim_json(request: reqwest::RequestBuilder) -> Value {
+    request
         .send()
         .await
         .expect("sim request")
