@@ -207,27 +207,20 @@ impl ControllerProcess {
 
     /// The HTTP status of `GET <path>` on the metrics address (0 when nothing answers).
     pub async fn http_status(&self, path: &str) -> u16 {
-        tmdbsync::http_client_builder()
-            .build()
-            .unwrap()
-            .get(format!("http://{}{path}", self.metrics_addr))
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16())
+        self.get(path).await.map_or(0, |r| r.status().as_u16())
     }
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        tmdbsync::http_client_builder()
-            .build()
-            .unwrap()
-            .get(format!("http://{}/metrics", self.metrics_addr))
+        let response = self.get("/metrics").await.expect("metrics endpoint");
+        response.text().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        let http = tmdbsync::http_client_builder().build().unwrap();
+        http.get(format!("http://{}{path}", self.metrics_addr))
             .send()
             .await
-            .expect("metrics endpoint")
-            .text()
-            .await
-            .unwrap()
     }
 
     /// The log so far.
