@@ -16,9 +16,11 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# The workspace's other member (test tools, not built here): cargo reads its manifest.
+COPY testenv ./testenv
 # crt-static is musl's default; spelled out so the binary never needs a libc in the image.
 ENV RUSTFLAGS="-C target-feature=+crt-static"
-RUN cargo build --release --locked --bin tmdbsync \
+RUN cargo build --release --locked -p tmdbsync --bin tmdbsync \
     && cp target/release/tmdbsync /tmdbsync
 
 # Runtime: no shell, no package manager, CA certificates and /etc/passwd for nonroot only.

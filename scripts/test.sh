@@ -11,9 +11,10 @@ echo "== control plane binaries (built once from the Kubernetes Go modules, cach
 bash scripts/build-control-plane.sh >/dev/null
 # End-to-end tests bring up the control plane and the node agent on demand; stop them at the end.
 trap 'bash scripts/testenv.sh down >/dev/null 2>&1 || true' EXIT
+# The workspace: the product (tmdbsync) and its test tools (testenv/: the node agent).
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"

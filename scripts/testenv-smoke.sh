@@ -18,7 +18,7 @@ if [ -z "$AGENT" ]; then
   AGENT="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tmdbsync-node-agent"
   if [ ! -x "$AGENT" ]; then
     echo "[smoke] building tmdbsync-node-agent" >&2
-    (cd "$ROOT" && cargo build -q --bin tmdbsync-node-agent) || { echo "[smoke] build failed" >&2; exit 1; }
+    (cd "$ROOT" && cargo build -q --workspace --bin tmdbsync-node-agent) || { echo "[smoke] build failed" >&2; exit 1; }
   fi
 fi
 [ -x "$AGENT" ] || { echo "[smoke] no agent binary at $AGENT" >&2; exit 1; }

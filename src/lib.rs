@@ -24,8 +24,6 @@ pub mod stage;
 pub mod store;
 /// Tracing setup.
 pub mod telemetry;
-/// Test infrastructure: the local node agent that runs pods as processes.
-pub mod testenv;
 /// TMDb client, wire models, export reader.
 pub mod tmdb;
 /// HTTP endpoints of the controller.

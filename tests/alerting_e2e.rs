@@ -18,19 +18,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Api;
-use serde_json::{Value, json};
-use support::TestDb;
+use serde_json::Value;
 use support::cluster::*;
+use support::operator::*;
+use support::{TestDb, free_port, start_sim};
 use tmdbsync::api::{RunPhase, SyncRun};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
-const SYNC: &str = "cinegraph";
 /// An extra label set through `alerts.labels`, to see values reach the alerts.
 const EXTRA_LABEL: (&str, &str) = ("suite", "alerting-e2e");
 /// How long an alert may take to appear or clear: the controller's status refresh, one scrape, one
 /// evaluation, one Alertmanager group interval.
 const ALERT_DEADLINE: Duration = Duration::from_secs(90);
+/// How long a Catalog run of the simulator's 100 movies may take.
+const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
 /// A child process killed on drop, its stdout and stderr in `log`.
 struct Daemon {
@@ -77,14 +77,6 @@ fn log_tail(name: &str, log: &Path) -> String {
         log.display(),
         lines[lines.len().saturating_sub(25)..].join("\n")
     )
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
 }
 
 /// The first of `names` on PATH, or a panic that says which package brings it.
@@ -277,12 +269,12 @@ impl Monitoring {
 
     /// The samples of an instant query.
     async fn query(&self, http: &reqwest::Client, promql: &str) -> Result<Vec<Value>, String> {
-        let url = format!(
-            "{}/api/v1/query?query={}",
-            self.prometheus_url,
-            urlencode(promql)
-        );
-        let body = self.get(http, url).await?;
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.prometheus_url),
+            [("query", promql)],
+        )
+        .expect("a query URL");
+        let body = self.get(http, url.into()).await?;
         Ok(body["data"]["result"]
             .as_array()
             .cloned()
@@ -322,17 +314,6 @@ impl Monitoring {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Polls `check` every 250 ms until it returns `Ok`; after `timeout` returns the last `Err`, prefixed
 /// with `what`.
 async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, String>
@@ -368,107 +349,13 @@ fn find(alerts: &[Value], labels: &[(&str, &str)]) -> Result<Value, String> {
         .ok_or_else(|| format!("no alert with {labels:?} among {alerts:#?}"))
 }
 
-/// The controller, killed on drop.
-fn start_controller(cluster: &Cluster, ns: &str, metrics: SocketAddr, log: PathBuf) -> Daemon {
-    Daemon::spawn(
-        "controller",
-        Command::new(BIN)
-            .args([
-                "controller",
-                "--namespace",
-                ns,
-                "--worker-image",
-                "tmdbsync:e2e",
-            ])
-            .args(["--mirror-interval-secs", "1"])
-            .arg("--metrics-addr")
-            .arg(metrics.to_string())
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .env("TMDBSYNC_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,tmdbsync=debug"),
-        log,
-    )
-}
-
-fn install_crds(cluster: &Cluster) {
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tmdbsync.io.yaml");
-    cluster.kubectl_ok(["apply", "--server-side", "--force-conflicts", "-f", crds]);
-    cluster.kubectl_ok([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/tmdbsyncs.tmdbsync.io",
-        "crd/syncruns.tmdbsync.io",
-    ]);
-}
-
-/// The TMDb key Secret (created or replaced) and the database Secret.
-fn apply_secrets(cluster: &Cluster, ns: &str, api_key: &str, db_url: &str) {
-    let secrets = json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tmdb"},
-         "stringData": {"api-key": api_key}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cinegraph-db"},
-         "stringData": {"url": db_url}},
-    ]});
-    cluster.kubectl_stdin(["-n", ns, "apply", "-f", "-"], &secrets.to_string());
-}
-
-fn apply(cluster: &Cluster, ns: &str, manifest: &Value) {
-    cluster.kubectl_stdin(["-n", ns, "apply", "-f", "-"], &manifest.to_string());
-}
-
-fn tmdb_sync(sim: &SimHandle) -> Value {
-    json!({
-        "apiVersion": "tmdbsync.io/v1alpha1",
-        "kind": "TmdbSync",
-        "metadata": {"name": SYNC},
-        "spec": {
-            "tmdb": {
-                "apiKeySecretRef": {"name": "tmdb", "key": "api-key"},
-                "baseUrl": sim.tmdb_url(),
-                "exportBaseUrl": sim.export_url(),
-                "requestsPerSecond": 400
-            },
-            "database": {"urlSecretRef": {"name": "cinegraph-db", "key": "url"}},
-            // Far from now: only the test's manual runs run.
-            "bulk": {"schedule": "0 2 1 1 *"},
-            "delta": {"schedule": "0 2 1 1 *"},
-            "jobTemplate": {"backoffLimitPerIndex": 1}
-        }
-    })
-}
-
-fn manual_catalog_run(name: &str) -> Value {
-    json!({"apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun", "metadata": {"name": name},
-           "spec": {"syncRef": {"name": SYNC}, "type": "Catalog"}})
-}
-
-async fn finished_run(runs: &Api<SyncRun>, name: &str) -> SyncRun {
-    wait_for(runs, name, Duration::from_secs(90), |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(RunPhase::is_finished)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_alerts_through_alertmanager_and_resolves_after_a_successful_run() {
     let cluster = Cluster::shared();
     install_crds(cluster);
     let ns = cluster.namespace("e2e-alerts");
     let db = TestDb::start();
-    let sim = sim::spawn(
-        SimConfig {
-            movies: 100,
-            seed: 5,
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(100, 5).await;
     let http = tmdbsync::http_client_builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -489,18 +376,12 @@ async fn a_failed_run_alerts_through_alertmanager_and_resolves_after_a_successfu
             format!("alerts.labels.{}={}", EXTRA_LABEL.0, EXTRA_LABEL.1),
         ],
     );
-    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut controller = start_controller(
-        cluster,
-        &ns,
-        metrics_addr,
-        dir.path().join("controller.log"),
-    );
+    let mut controller = ControllerProcess::start(cluster, &ns, &[]);
     let webhook = Webhook::default();
     let webhook_addr = webhook.serve().await;
-    let monitoring = Monitoring::start(dir, metrics_addr, &rules, webhook_addr);
+    let monitoring = Monitoring::start(dir, controller.metrics_addr(), &rules, webhook_addr);
     monitoring.wait_ready(&http).await;
-    let controller_log = controller.log.clone();
+    let controller_log = controller.log_path().to_path_buf();
     let context = |e: String| {
         let controller = log_tail("controller", &controller_log);
         format!("{e}\n{}\n{controller}", monitoring.logs())
@@ -548,9 +429,9 @@ async fn a_failed_run_alerts_through_alertmanager_and_resolves_after_a_successfu
     // A refused key: the Catalog run fails with AuthFailed.
     apply_secrets(cluster, &ns, "invalid", &db.url);
     apply(cluster, &ns, &tmdb_sync(&sim));
-    apply(cluster, &ns, &manual_catalog_run("bad-key"));
+    apply(cluster, &ns, &sync_run("bad-key", "Catalog"));
     let runs: Api<SyncRun> = Api::namespaced(cluster.client(), &ns);
-    let run = finished_run(&runs, "bad-key").await;
+    let run = run_finished(&runs, "bad-key", RUN_DEADLINE).await;
     let status = run.status.unwrap();
     assert_eq!(status.phase, Some(RunPhase::Failed));
     assert_eq!(
@@ -627,14 +508,8 @@ async fn a_failed_run_alerts_through_alertmanager_and_resolves_after_a_successfu
 
     // A valid key and a successful Catalog run clear it everywhere.
     apply_secrets(cluster, &ns, "e2e-valid-key", &db.url);
-    apply(cluster, &ns, &manual_catalog_run("good-key"));
-    let run = finished_run(&runs, "good-key").await;
-    assert_eq!(
-        run.status.as_ref().and_then(|s| s.phase),
-        Some(RunPhase::Succeeded),
-        "{:?}",
-        run.status
-    );
+    apply(cluster, &ns, &sync_run("good-key", "Catalog"));
+    run_succeeded(&runs, "good-key", RUN_DEADLINE).await;
     poll("TmdbSyncRunFailed resolved in Prometheus", ALERT_DEADLINE, || async {
         let failed = monitoring
             .query(

@@ -18,10 +18,11 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::TestDb;
 use support::cluster::*;
+use support::operator::*;
+use support::{TestDb, free_port, start_sim};
 use tmdbsync::api::{RunPhase, SyncRun, TmdbSync};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
+use tmdbsync::sim::SimHandle;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/tmdbsync");
 const API_KEY: &str = "chart-e2e-key-5d1c";
@@ -34,17 +35,6 @@ fn helm(args: &[&str]) -> Output {
         .env_remove("KUBECONFIG")
         .output()
         .expect("run helm")
-}
-
-fn stdout_ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Every YAML document of a multi-document stream (empty documents dropped).
@@ -476,11 +466,7 @@ impl Drop for Release {
 /// `--set` values for an operator the node agent can run: image `tmdbsync` (mapped to the test
 /// binary), one replica, a free metrics port (all pods share the host network), one namespace.
 fn agent_values(ns: &str) -> Vec<String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     vec![
         "image.repository=tmdbsync".into(),
         "image.tag=chart-e2e".into(),
@@ -490,20 +476,6 @@ fn agent_values(ns: &str) -> Vec<String> {
         "mirrorIntervalSeconds=1".into(),
         "logLevel=info\\,tmdbsync=debug".into(),
     ]
-}
-
-/// Makes sure the CRDs are there and current: `helm install` creates them from the chart's crds/
-/// when missing and skips them when present (other tests apply the same file).
-fn ensure_crds(cluster: &Cluster) {
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tmdbsync.io.yaml");
-    cluster.kubectl_ok(["apply", "--server-side", "--force-conflicts", "-f", crds]);
-    cluster.kubectl_ok([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/tmdbsyncs.tmdbsync.io",
-        "crd/syncruns.tmdbsync.io",
-    ]);
 }
 
 /// The operator pod once the agent runs it.
@@ -523,78 +495,12 @@ async fn running_operator(pods: &Api<Pod>, release: &Release) -> Pod {
     .await
 }
 
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 11,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-fn create_secrets(cluster: &Cluster, ns: &str, db_url: &str) {
-    let api_key = format!("--from-literal=api-key={API_KEY}");
-    let url = format!("--from-literal=url={db_url}");
-    cluster.kubectl_ok(["-n", ns, "create", "secret", "generic", "tmdb", &api_key]);
-    cluster.kubectl_ok([
-        "-n",
-        ns,
-        "create",
-        "secret",
-        "generic",
-        "cinegraph-db",
-        &url,
-    ]);
-}
-
-/// A TmdbSync whose schedules are not due during the test: runs are started by hand.
-fn apply_sync(cluster: &Cluster, ns: &str, sim: &SimHandle) {
-    let sync = json!({
-        "apiVersion": "tmdbsync.io/v1alpha1",
-        "kind": "TmdbSync",
-        "metadata": {"name": "cinegraph"},
-        "spec": {
-            "tmdb": {
-                "apiKeySecretRef": {"name": "tmdb", "key": "api-key"},
-                "baseUrl": sim.tmdb_url(),
-                "exportBaseUrl": sim.export_url(),
-                "requestsPerSecond": 400
-            },
-            "database": {"urlSecretRef": {"name": "cinegraph-db", "key": "url"}},
-            "bulk": {"schedule": "0 3 1 1 *", "pagesPerRun": 1000},
-            "delta": {"schedule": "0 3 1 1 *"},
-            "history": {"successfulRunsLimit": 1, "failedRunsLimit": 1},
-            "jobTemplate": {"backoffLimitPerIndex": 1}
-        }
-    });
-    cluster.kubectl_stdin(["-n", ns, "apply", "-f", "-"], &sync.to_string());
-}
-
-fn apply_run(cluster: &Cluster, ns: &str, name: &str, kind: &str) {
-    let run = json!({
-        "apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun", "metadata": {"name": name},
-        "spec": {"syncRef": {"name": "cinegraph"}, "type": kind}
-    });
-    cluster.kubectl_stdin(["-n", ns, "apply", "-f", "-"], &run.to_string());
-}
-
-async fn finished(runs: &Api<SyncRun>, name: &str, timeout: Duration) -> SyncRun {
-    let run = wait_for(runs, name, timeout, |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(RunPhase::is_finished)
-    })
-    .await;
-    assert_eq!(
-        run.status.as_ref().and_then(|s| s.phase),
-        Some(RunPhase::Succeeded),
-        "{name}: {:?}",
-        run.status
-    );
-    run
+/// Secrets, then a TmdbSync whose schedules are not due during the test (runs are started by
+/// hand) and that keeps one run of each outcome.
+fn apply_sync(cluster: &Cluster, ns: &str, sim: &SimHandle, db: &TestDb) {
+    apply_secrets(cluster, ns, API_KEY, &db.url);
+    let history = json!({"successfulRunsLimit": 1, "failedRunsLimit": 1});
+    apply(cluster, ns, &tmdb_sync(sim).set("spec.history", history));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,7 +565,7 @@ async fn cluster_wide_install_grants_exactly_the_rules_in_any_namespace_and_the_
     assert!(!can(&["create", "leases.coordination.k8s.io"], &other));
 
     // The examples the README and NOTES.txt point to fit the installed CRDs.
-    ensure_crds(cluster);
+    install_crds(cluster);
     for example in ["secrets.yaml", "tmdbsync.yaml", "syncrun-manual.yaml"] {
         let path = format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR"));
         cluster.kubectl_ok([
@@ -680,9 +586,9 @@ async fn helm_installed_operator_syncs_the_catalog_with_only_the_charts_rbac() {
     let cluster = Cluster::shared();
     let ns = cluster.namespace("chart-sync");
     let db = TestDb::start();
-    let sim = start_sim(300).await;
+    let sim = start_sim(300, 11).await;
     let release = Release::install(cluster, &ns, "op", &agent_values(&ns));
-    ensure_crds(cluster);
+    install_crds(cluster);
     let client = cluster.client();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let operator = running_operator(&pods, &release).await;
@@ -703,13 +609,12 @@ async fn helm_installed_operator_syncs_the_catalog_with_only_the_charts_rbac() {
     })
     .await;
 
-    create_secrets(cluster, &ns, &db.url);
-    apply_sync(cluster, &ns, &sim);
+    apply_sync(cluster, &ns, &sim, &db);
     let runs: Api<SyncRun> = Api::namespaced(client.clone(), &ns);
-    apply_run(cluster, &ns, "load-catalog", "Catalog");
-    finished(&runs, "load-catalog", Duration::from_secs(90)).await;
-    apply_run(cluster, &ns, "import", "Bulk");
-    let bulk = finished(&runs, "import", Duration::from_secs(120)).await;
+    apply(cluster, &ns, &sync_run("load-catalog", "Catalog"));
+    run_succeeded(&runs, "load-catalog", Duration::from_secs(90)).await;
+    apply(cluster, &ns, &sync_run("import", "Bulk"));
+    let bulk = run_succeeded(&runs, "import", Duration::from_secs(120)).await;
     assert_eq!(bulk.status.as_ref().unwrap().movies_imported, 300);
     assert!(
         bulk.owner_references().iter().any(|o| o.kind == "TmdbSync"),
@@ -743,8 +648,8 @@ async fn helm_installed_operator_syncs_the_catalog_with_only_the_charts_rbac() {
     ]);
 
     // A second Catalog run makes the first one excess history: pruned (delete).
-    apply_run(cluster, &ns, "reload-catalog", "Catalog");
-    finished(&runs, "reload-catalog", Duration::from_secs(90)).await;
+    apply(cluster, &ns, &sync_run("reload-catalog", "Catalog"));
+    run_succeeded(&runs, "reload-catalog", Duration::from_secs(90)).await;
     eventually(
         "the older Catalog run is pruned",
         Duration::from_secs(60),
@@ -815,9 +720,9 @@ async fn without_create_on_jobs_a_run_gets_no_job_until_the_verb_is_back() {
     let cluster = Cluster::shared();
     let ns = cluster.namespace("chart-no-jobs");
     let db = TestDb::start();
-    let sim = start_sim(100).await;
+    let sim = start_sim(100, 11).await;
     let release = Release::install(cluster, &ns, "op", &agent_values(&ns));
-    ensure_crds(cluster);
+    install_crds(cluster);
     let client = cluster.client();
 
     // Take `create` away from the jobs rule of the chart's Role.
@@ -841,9 +746,8 @@ async fn without_create_on_jobs_a_run_gets_no_job_until_the_verb_is_back() {
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let operator = running_operator(&pods, &release).await;
-    create_secrets(cluster, &ns, &db.url);
-    apply_sync(cluster, &ns, &sim);
-    apply_run(cluster, &ns, "blocked", "Catalog");
+    apply_sync(cluster, &ns, &sim, &db);
+    apply(cluster, &ns, &sync_run("blocked", "Catalog"));
 
     let pod_name = operator.name_any();
     let denial = format!(
@@ -875,6 +779,6 @@ async fn without_create_on_jobs_a_run_gets_no_job_until_the_verb_is_back() {
         .replace(&release.fullname(), &PostParams::default(), &restored)
         .await
         .unwrap();
-    finished(&runs, "blocked", Duration::from_secs(120)).await;
+    run_succeeded(&runs, "blocked", Duration::from_secs(120)).await;
     drop(release);
 }

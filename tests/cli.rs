@@ -4,25 +4,12 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{TestDb, sim_get, sim_post};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
-
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 11,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
+use support::{BIN, TestDb, output, sim_get, sim_post, start_sim, stderr};
+use tmdbsync::sim::SimHandle;
 
 fn run_cmd(db: &TestDb, sim: &SimHandle, key: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -43,20 +30,10 @@ fn run_cmd(db: &TestDb, sim: &SimHandle, key: &str, extra: &[&str]) -> Command {
     cmd
 }
 
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run tmdbsync"))
-        .await
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_api_key_fails_fast_with_a_message_about_the_key() {
     let db = TestDb::start();
-    let sim = start_sim(200).await;
+    let sim = start_sim(200, 11).await;
     let started = Instant::now();
     let out = output(run_cmd(&db, &sim, "invalid", &[])).await;
     let elapsed = started.elapsed();
@@ -146,7 +123,7 @@ async fn bad_flags_and_an_unreachable_database_fail_with_one_clear_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_export_lines_are_counted_and_a_missing_export_falls_back_to_the_previous_day() {
     let db = TestDb::start();
-    let sim = start_sim(300).await;
+    let sim = start_sim(300, 11).await;
     // Day 1 of the simulation, before its export is out: day 0's export (300 ids) is the newest.
     // 3 bad lines of 303: under the 1 % beyond which an export is refused.
     sim_post(&sim, "/__sim/faults", json!({"export_malformed_lines": 3})).await;
@@ -187,7 +164,7 @@ async fn malformed_export_lines_are_counted_and_a_missing_export_falls_back_to_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_mid_bulk_resumes_without_duplicates_or_missing_movies() {
     let db = TestDb::start();
-    let sim = start_sim(3000).await;
+    let sim = start_sim(3000, 11).await;
     sim_post(&sim, "/__sim/faults", json!({"latency_ms": 20})).await;
     let store = db.store().await;
     let mut child = run_cmd(
@@ -275,7 +252,7 @@ async fn a_run_killed_mid_bulk_resumes_without_duplicates_or_missing_movies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_progress_as_text_and_json() {
     let db = TestDb::start();
-    let sim = start_sim(500).await;
+    let sim = start_sim(500, 11).await;
     let out = output(run_cmd(
         &db,
         &sim,

@@ -5,37 +5,14 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use support::TestDb;
 use support::fake_http::{Behaviour, FakeHttp};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
+use support::{BIN, TestDb, output, start_sim, stderr};
 use tmdbsync::store::Store;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
 const KEY: &str = "sekrit-cli-key-777";
 const UNREACHABLE_DB: &str = "postgres:///x?host=/nonexistent-socket-dir";
-
-async fn start_sim() -> SimHandle {
-    let config = SimConfig {
-        movies: 50,
-        seed: 9,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run tmdbsync"))
-        .await
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn tmdbsync(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
@@ -180,7 +157,7 @@ async fn database_credentials_privileges_and_an_api_root_without_3_exit_4_naming
     .await;
 
     // TMDb's API root ends in /3; the simulator's root without it has no /configuration.
-    let sim = start_sim().await;
+    let sim = start_sim(50, 9).await;
     expect_exit(
         tmdbsync(&[
             "run",

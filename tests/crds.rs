@@ -1,5 +1,6 @@
 //! The committed CRDs in `crds/` are exactly what the Rust types generate (`tmdbsync crd`).
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use tmdbsync::api::{SyncRun, TmdbSync};
 
@@ -14,19 +15,22 @@ fn committed_crds_match_the_rust_types() {
     );
 }
 
-#[test]
-fn crds_have_printer_columns_short_names_and_status_subresources() {
-    let ts = TmdbSync::crd();
-    let v = &ts.spec.versions[0];
-    let cols: Vec<&str> = v
+/// The names of the printer columns of the CRD's first version.
+fn printer_columns(crd: &CustomResourceDefinition) -> Vec<&str> {
+    crd.spec.versions[0]
         .additional_printer_columns
         .as_ref()
         .unwrap()
         .iter()
         .map(|c| c.name.as_str())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn crds_have_printer_columns_short_names_and_status_subresources() {
+    let ts = TmdbSync::crd();
     assert_eq!(
-        cols,
+        printer_columns(&ts),
         [
             "Phase",
             "Progress",
@@ -37,23 +41,22 @@ fn crds_have_printer_columns_short_names_and_status_subresources() {
             "Age"
         ]
     );
-    assert!(v.subresources.as_ref().unwrap().status.is_some());
+    assert!(
+        ts.spec.versions[0]
+            .subresources
+            .as_ref()
+            .unwrap()
+            .status
+            .is_some()
+    );
     assert_eq!(
         ts.spec.names.short_names.as_deref(),
         Some(&["tmdb".to_string()][..])
     );
 
     let sr = SyncRun::crd();
-    let v = &sr.spec.versions[0];
-    let cols: Vec<&str> = v
-        .additional_printer_columns
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
     assert_eq!(
-        cols,
+        printer_columns(&sr),
         [
             "Sync", "Type", "Phase", "Pages", "Imported", "Skipped", "Errors", "Duration", "Age"
         ]

@@ -4,50 +4,17 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
-use support::{TestDb, engine, sim_get, sim_post};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
+use serde_json::json;
+use support::{
+    ALL_PAGES, EngineSetup, ids, import_all, scalar, sim_config, sim_get, sim_post, stored_title,
+};
+use tmdbsync::sim::{SimConfig, SimHandle};
+use tmdbsync::stage::RunLabel;
 use tmdbsync::stage::bulk::{self, BulkOptions};
 use tmdbsync::stage::delta::{self, DeltaOptions};
-use tmdbsync::stage::{Engine, RunLabel, catalog};
 use tmdbsync::store::Store;
 
-async fn start_sim(movies: u64, adult: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        adult_movies: adult,
-        seed: 7,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
-
-const ALL_PAGES: BulkOptions = BulkOptions {
-    pages: None,
-    pages_per_run: 100_000,
-    shard: None,
-    refetch: false,
-};
-
-async fn import_all(engine: &Engine) {
-    let label = RunLabel::default();
-    let c = catalog::run(engine, &label).await.expect("catalog run");
-    assert!(c.succeeded, "{}", c.message);
-    let b = bulk::run(engine, ALL_PAGES, &label)
-        .await
-        .expect("bulk run");
-    assert!(b.succeeded, "{}", b.message);
-}
-
-fn ids(v: &Value) -> BTreeSet<i64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_i64().expect("id"))
-        .collect()
-}
+const SEED: u64 = 7;
 
 async fn live_non_adult(sim: &SimHandle) -> BTreeSet<i64> {
     let truth = sim_get(sim, "/__sim/catalog").await;
@@ -68,82 +35,76 @@ async fn stored_live(store: &Store) -> BTreeSet<i64> {
     v.into_iter().collect()
 }
 
-async fn scalar(store: &Store, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fetches_nothing() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(5000, 60).await;
-    let engine = engine(store.clone(), &sim, 2000);
-    import_all(&engine).await;
+    let catalog = SimConfig {
+        adult_movies: 60,
+        ..sim_config(5000, SEED)
+    };
+    let setup = EngineSetup::imported(catalog, 2000).await;
+    let (engine, store, sim) = setup.parts();
 
-    let expected = live_non_adult(&sim).await;
+    let expected = live_non_adult(sim).await;
     assert_eq!(expected.len(), 5000);
     assert_eq!(
-        stored_live(&store).await,
+        stored_live(store).await,
         expected,
         "stored ids differ from the simulator's non-adult catalog"
     );
 
     // Credits, genres and external ids came with each movie and landed in their tables.
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM movies m WHERE NOT EXISTS (SELECT 1 FROM credits c WHERE c.movie_id = m.id)
+        scalar(store, "SELECT count(*) FROM movies m WHERE NOT EXISTS (SELECT 1 FROM credits c WHERE c.movie_id = m.id)
                         AND jsonb_array_length(m.raw->'credits'->'cast') + jsonb_array_length(m.raw->'credits'->'crew') > 0").await,
         0
     );
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM credits").await,
-        scalar(&store, "SELECT sum(jsonb_array_length(raw->'credits'->'cast') + jsonb_array_length(raw->'credits'->'crew'))::bigint FROM movies").await
+        scalar(store, "SELECT count(*) FROM credits").await,
+        scalar(store, "SELECT sum(jsonb_array_length(raw->'credits'->'cast') + jsonb_array_length(raw->'credits'->'crew'))::bigint FROM movies").await
     );
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM movie_genres").await,
+        scalar(store, "SELECT count(*) FROM movie_genres").await,
         scalar(
-            &store,
+            store,
             "SELECT sum(jsonb_array_length(raw->'genres'))::bigint FROM movies"
         )
         .await
     );
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM movies WHERE imdb_id IS DISTINCT FROM NULLIF(raw->'external_ids'->>'imdb_id', '')").await,
+        scalar(store, "SELECT count(*) FROM movies WHERE imdb_id IS DISTINCT FROM NULLIF(raw->'external_ids'->>'imdb_id', '')").await,
         0
     );
     assert!(
         scalar(
-            &store,
+            store,
             "SELECT count(*) FROM movies WHERE imdb_id IS NOT NULL"
         )
         .await
             > 4000
     );
-    assert!(scalar(&store, "SELECT count(*) FROM credits").await > 5 * 5000);
+    assert!(scalar(store, "SELECT count(*) FROM credits").await > 5 * 5000);
     // People are shared across movies (the collaboration graph needs that).
     assert!(
-        scalar(&store, "SELECT count(*) FROM people").await
+        scalar(store, "SELECT count(*) FROM people").await
             < scalar(
-                &store,
+                store,
                 "SELECT count(DISTINCT (movie_id, person_id)) FROM credits"
             )
             .await
     );
 
     // Every page is done, and the run's counters equal the tables.
-    let pages = scalar(&store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await;
+    let pages = scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await;
     assert_eq!(
         scalar(
-            &store,
+            store,
             "SELECT count(*) FROM bulk_pages WHERE status = 'done'"
         )
         .await,
         pages
     );
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM bulk_pages").await,
+        scalar(store, "SELECT count(*) FROM bulk_pages").await,
         pages
     );
     let run: (i32, i32, i32, i32) = sqlx::query_as(
@@ -154,24 +115,24 @@ async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fet
     .unwrap();
     assert_eq!(
         run.0 as i64,
-        scalar(&store, "SELECT count(*) FROM movies").await
+        scalar(store, "SELECT count(*) FROM movies").await
     );
     assert_eq!(
         run.1 as i64,
-        scalar(&store, "SELECT count(*) FROM catalog_ids WHERE adult").await
+        scalar(store, "SELECT count(*) FROM catalog_ids WHERE adult").await
     );
     assert_eq!(run.2 as i64, pages);
     assert_eq!(
         run.3 as i64,
-        scalar(&store, "SELECT count(*) FROM sync_errors").await
+        scalar(store, "SELECT count(*) FROM sync_errors").await
     );
     assert_eq!(run.3, 0);
 
     // A second run asks TMDb for no details and imports nothing.
-    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+    sim_post(sim, "/__sim/stats/reset", json!({})).await;
     let label = RunLabel::default();
     let again = bulk::run(
-        &engine,
+        engine,
         BulkOptions {
             pages: Some(tmdbsync::plan::pages::PageRange {
                 from: 1,
@@ -184,14 +145,14 @@ async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fet
     .await
     .unwrap();
     assert_eq!(again.counters.movies_imported, 0);
-    let next = bulk::run(&engine, ALL_PAGES, &label).await.unwrap();
+    let next = bulk::run(engine, ALL_PAGES, &label).await.unwrap();
     assert_eq!(next.counters.movies_imported, 0);
-    let stats = sim_get(&sim, "/__sim/stats").await;
+    let stats = sim_get(sim, "/__sim/stats").await;
     assert_eq!(stats["requests"]["details"], json!(0), "{stats}");
 
     // A manual re-import of pages 1-2 fetches every non-adult movie on them again.
     let on_pages = scalar(
-        &store,
+        store,
         "SELECT count(*) FROM catalog_ids WHERE ordinal <= 40 AND NOT adult",
     )
     .await;
@@ -200,27 +161,24 @@ async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fet
         refetch: true,
         ..ALL_PAGES
     };
-    let again = bulk::run(&engine, reimport, &label).await.unwrap();
+    let again = bulk::run(engine, reimport, &label).await.unwrap();
     assert_eq!(again.counters.movies_updated as i64, on_pages);
     assert_eq!(again.counters.movies_imported, 0);
-    let stats = sim_get(&sim, "/__sim/stats").await;
+    let stats = sim_get(sim, "/__sim/stats").await;
     assert_eq!(stats["requests"]["details"], json!(on_pages), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_after_three_days_refetches_exactly_changed_and_added_ids_and_marks_deleted() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(3000, 0).await;
-    let engine = engine(store.clone(), &sim, 2000);
-    import_all(&engine).await;
+    let setup = EngineSetup::imported(sim_config(3000, SEED), 2000).await;
+    let (engine, store, sim) = setup.parts();
     let first_day = scalar(
-        &store,
+        store,
         "SELECT (min(export_date) - date '2000-01-01')::bigint FROM catalog_exports",
     )
     .await;
 
-    let advanced = sim_post(&sim, "/__sim/advance?days=3", json!({})).await;
+    let advanced = sim_post(sim, "/__sim/advance?days=3", json!({})).await;
     let (changed, deleted, added) = (
         ids(&advanced["changed"]),
         ids(&advanced["deleted"]),
@@ -230,14 +188,14 @@ async fn delta_after_three_days_refetches_exactly_changed_and_added_ids_and_mark
         !changed.is_empty() && !deleted.is_empty() && !added.is_empty(),
         "{advanced}"
     );
-    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+    sim_post(sim, "/__sim/stats/reset", json!({})).await;
 
-    let report = delta::run(&engine, DeltaOptions::default(), &RunLabel::default())
+    let report = delta::run(engine, DeltaOptions::default(), &RunLabel::default())
         .await
         .unwrap();
     assert!(report.succeeded, "{}", report.message);
 
-    let stats = sim_get(&sim, "/__sim/stats?ids=true").await;
+    let stats = sim_get(sim, "/__sim/stats?ids=true").await;
     let fetched = ids(&stats["details_ids"]);
     let wanted: BTreeSet<i64> = changed.union(&added).copied().collect();
     assert_eq!(
@@ -256,19 +214,14 @@ async fn delta_after_three_days_refetches_exactly_changed_and_added_ids_and_mark
             .into_iter()
             .collect();
     assert_eq!(marked, deleted);
-    assert_eq!(stored_live(&store).await, live_non_adult(&sim).await);
+    assert_eq!(stored_live(store).await, live_non_adult(sim).await);
     assert_eq!(report.counters.movies_imported as usize, added.len());
     assert_eq!(report.counters.movies_deleted as usize, deleted.len());
 
     // The changed movies carry the simulator's new version.
     for id in changed.iter().take(5) {
-        let body = sim_get(&sim, &format!("/3/movie/{id}?api_key=k")).await;
-        let title: String = sqlx::query_scalar("SELECT title FROM movies WHERE id = $1")
-            .bind(id)
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(json!(title), body["title"]);
+        let body = sim_get(sim, &format!("/3/movie/{id}?api_key=k")).await;
+        assert_eq!(json!(stored_title(store, *id).await), body["title"]);
     }
     // The watermark covers the finished days: the first export day and the two days after it;
     // the current day is read again next time.
@@ -282,117 +235,98 @@ async fn delta_after_three_days_refetches_exactly_changed_and_added_ids_and_mark
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_lose_nothing_and_only_exhausted_retries_count_as_errors() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(2000, 0).await;
+    let setup = EngineSetup::start(sim_config(2000, SEED), 2000).await;
+    let (engine, store, sim) = setup.parts();
     sim_post(
-        &sim,
+        sim,
         "/__sim/faults",
         json!({"error_rate": 0.05, "malformed_rate": 0.01, "reset_rate": 0.01}),
     )
     .await;
-    let engine = engine(store.clone(), &sim, 2000);
-    import_all(&engine).await;
+    import_all(engine).await;
 
-    assert_eq!(stored_live(&store).await, live_non_adult(&sim).await);
+    assert_eq!(stored_live(store).await, live_non_adult(sim).await);
     assert_eq!(
         scalar(
-            &store,
+            store,
             "SELECT count(*) FROM movies WHERE deleted_at IS NOT NULL"
         )
         .await,
         0
     );
-    let stats = sim_get(&sim, "/__sim/stats").await;
+    let stats = sim_get(sim, "/__sim/stats").await;
     assert!(
         stats["errors_injected"].as_i64().unwrap() > 50,
         "faults were injected: {stats}"
     );
-    let recorded = scalar(&store, "SELECT count(*) FROM sync_errors").await;
+    let recorded = scalar(store, "SELECT count(*) FROM sync_errors").await;
     assert_eq!(
         recorded,
         scalar(
-            &store,
+            store,
             "SELECT COALESCE(sum(errors_count), 0)::bigint FROM sync_runs"
         )
         .await
     );
     assert_eq!(
-        scalar(
-            &store,
-            "SELECT count(*) FROM sync_errors WHERE attempts < 6"
-        )
-        .await,
+        scalar(store, "SELECT count(*) FROM sync_errors WHERE attempts < 6").await,
         0
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_limit_below_the_budget_is_absorbed_by_backing_off() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(400, 0).await;
-    sim_post(&sim, "/__sim/faults", json!({"rps": 40})).await;
-    let engine = engine(store.clone(), &sim, 80);
-    import_all(&engine).await;
-    assert_eq!(stored_live(&store).await, live_non_adult(&sim).await);
-    let stats = sim_get(&sim, "/__sim/stats").await;
+    let setup = EngineSetup::start(sim_config(400, SEED), 80).await;
+    let (engine, store, sim) = setup.parts();
+    sim_post(sim, "/__sim/faults", json!({"rps": 40})).await;
+    import_all(engine).await;
+    assert_eq!(stored_live(store).await, live_non_adult(sim).await);
+    let stats = sim_get(sim, "/__sim/stats").await;
     assert!(
         stats["rate_limited"].as_i64().unwrap() > 0,
         "the simulator limited us: {stats}"
     );
-    assert_eq!(scalar(&store, "SELECT count(*) FROM sync_errors").await, 0);
+    assert_eq!(scalar(store, "SELECT count(*) FROM sync_errors").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delta_watermark_holds_before_a_window_with_a_failed_id_and_the_next_run_retries_it() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(1000, 0).await;
-    let engine = engine(store.clone(), &sim, 2000);
-    import_all(&engine).await;
-    let advanced = sim_post(&sim, "/__sim/advance?days=2", json!({})).await;
+    let setup = EngineSetup::imported(sim_config(1000, SEED), 2000).await;
+    let (engine, store, sim) = setup.parts();
+    let advanced = sim_post(sim, "/__sim/advance?days=2", json!({})).await;
     let victim = *ids(&advanced["changed"])
         .iter()
         .next()
         .expect("a changed id");
-    sim_post(&sim, "/__sim/faults", json!({"fail_ids": [victim]})).await;
+    sim_post(sim, "/__sim/faults", json!({"fail_ids": [victim]})).await;
 
-    let first = delta::run(&engine, DeltaOptions::default(), &RunLabel::default())
+    let first = delta::run(engine, DeltaOptions::default(), &RunLabel::default())
         .await
         .unwrap();
     assert_eq!(first.counters.errors, 1, "{}", first.message);
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM delta_days").await,
+        scalar(store, "SELECT count(*) FROM delta_days").await,
         0,
         "watermark must not move"
     );
     assert_eq!(
         scalar(
-            &store,
+            store,
             &format!("SELECT count(*) FROM sync_errors WHERE movie_id = {victim}")
         )
         .await,
         1
     );
-    let stale_title: String = sqlx::query_scalar("SELECT title FROM movies WHERE id = $1")
-        .bind(victim)
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let stale_title = stored_title(store, victim).await;
 
-    sim_post(&sim, "/__sim/faults", json!({"fail_ids": []})).await;
-    let second = delta::run(&engine, DeltaOptions::default(), &RunLabel::default())
+    sim_post(sim, "/__sim/faults", json!({"fail_ids": []})).await;
+    let second = delta::run(engine, DeltaOptions::default(), &RunLabel::default())
         .await
         .unwrap();
     assert_eq!(second.counters.errors, 0, "{}", second.message);
-    assert!(scalar(&store, "SELECT count(*) FROM delta_days").await >= 2);
-    let body = sim_get(&sim, &format!("/3/movie/{victim}?api_key=k")).await;
-    let title: String = sqlx::query_scalar("SELECT title FROM movies WHERE id = $1")
-        .bind(victim)
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    assert!(scalar(store, "SELECT count(*) FROM delta_days").await >= 2);
+    let body = sim_get(sim, &format!("/3/movie/{victim}?api_key=k")).await;
+    let title = stored_title(store, victim).await;
     assert_eq!(json!(title), body["title"]);
     assert_ne!(
         title, stale_title,

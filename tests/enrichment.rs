@@ -5,40 +5,20 @@ mod support;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{TestDb, engine, sim_get, sim_post};
+use support::{
+    BIN, EngineSetup, TestDb, output, scalar, sim_config, sim_get, sim_post, start_sim, stderr,
+};
 use tmdbsync::ExitCode;
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
 use tmdbsync::plan::enrich::{EnrichStage, KEY_CREW_JOBS, PQS_REFERENCE_YEAR};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
-use tmdbsync::stage::bulk::{self, BulkOptions};
+use tmdbsync::sim::SimHandle;
 use tmdbsync::stage::delta::{self, DeltaOptions};
 use tmdbsync::stage::enrich::{self, EnrichOptions};
-use tmdbsync::stage::{Engine, RunLabel, StageError, StageReport, catalog};
+use tmdbsync::stage::{Engine, RunLabel, StageError, StageReport};
 use tmdbsync::store::{Store, pqs};
 use tmdbsync::tmdb::ApiKey;
 
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 5,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
-
-async fn import_all(engine: &Engine) {
-    let label = RunLabel::default();
-    let all = BulkOptions {
-        pages: None,
-        pages_per_run: 100_000,
-        shard: None,
-        refetch: false,
-    };
-    assert!(catalog::run(engine, &label).await.unwrap().succeeded);
-    assert!(bulk::run(engine, all, &label).await.unwrap().succeeded);
-}
+const SEED: u64 = 5;
 
 fn options(
     sim: &SimHandle,
@@ -64,13 +44,6 @@ async fn enrich_run(engine: &Engine, options: &EnrichOptions) -> StageReport {
     r
 }
 
-async fn scalar(store: &Store, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
-}
-
 async fn omdb_requests(sim: &SimHandle) -> i64 {
     sim_get(sim, "/__sim/stats").await["requests"]["omdb"]
         .as_i64()
@@ -87,14 +60,12 @@ async fn outcome(store: &Store, name: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn omdb_stays_within_the_daily_limit_records_outcomes_and_asks_again_only_after_a_change() {
-    let db = TestDb::start();
-    let sim = start_sim(400).await;
-    let e = engine(db.store().await, &sim, 10_000);
-    import_all(&e).await;
+    let setup = EngineSetup::imported(sim_config(400, SEED), 10_000).await;
+    let (e, _, sim) = setup.parts();
     let omdb = [EnrichStage::Omdb];
 
-    enrich_run(&e, &options(&sim, Some("k"), 120, &omdb)).await;
-    assert_eq!(omdb_requests(&sim).await, 120, "exactly the daily limit");
+    enrich_run(e, &options(sim, Some("k"), 120, &omdb)).await;
+    assert_eq!(omdb_requests(sim).await, 120, "exactly the daily limit");
     assert_eq!(
         scalar(&e.store, "SELECT calls::bigint FROM omdb_daily_calls").await,
         120
@@ -115,17 +86,13 @@ async fn omdb_stays_within_the_daily_limit_records_outcomes_and_asks_again_only_
         120
     );
     // The limit holds across runs of the same day.
-    let again = enrich_run(&e, &options(&sim, Some("k"), 120, &omdb)).await;
-    assert_eq!(omdb_requests(&sim).await, 120, "{}", again.message);
+    let again = enrich_run(e, &options(sim, Some("k"), 120, &omdb)).await;
+    assert_eq!(omdb_requests(sim).await, 120, "{}", again.message);
     assert!(again.message.contains("daily limit"), "{}", again.message);
 
-    enrich_run(&e, &options(&sim, Some("k"), 100_000, &omdb)).await;
+    enrich_run(e, &options(sim, Some("k"), 100_000, &omdb)).await;
     let with_imdb = 400 - no_imdb;
-    assert_eq!(
-        omdb_requests(&sim).await,
-        with_imdb,
-        "each movie asked once"
-    );
+    assert_eq!(omdb_requests(sim).await, with_imdb, "each movie asked once");
     let not_found = outcome(&e.store, "not_found").await;
     assert!(not_found > 0, "the simulator misses ~3 % of ids");
     assert_eq!(outcome(&e.store, "found").await, with_imdb - not_found);
@@ -151,14 +118,14 @@ async fn omdb_stays_within_the_daily_limit_records_outcomes_and_asks_again_only_
     );
 
     // Nothing is asked twice; a movie changed by a delta is asked again.
-    enrich_run(&e, &options(&sim, Some("k"), 100_000, &omdb)).await;
+    enrich_run(e, &options(sim, Some("k"), 100_000, &omdb)).await;
     assert_eq!(
-        omdb_requests(&sim).await,
+        omdb_requests(sim).await,
         with_imdb,
         "not-found ids are not re-asked"
     );
-    sim_post(&sim, "/__sim/advance?days=3", json!({})).await;
-    let d = delta::run(&e, DeltaOptions::default(), &RunLabel::default())
+    sim_post(sim, "/__sim/advance?days=3", json!({})).await;
+    let d = delta::run(e, DeltaOptions::default(), &RunLabel::default())
         .await
         .unwrap();
     assert!(d.succeeded);
@@ -170,9 +137,9 @@ async fn omdb_stays_within_the_daily_limit_records_outcomes_and_asks_again_only_
     )
     .await;
     assert!(refetched_with_imdb > 0);
-    enrich_run(&e, &options(&sim, Some("k"), 100_000, &omdb)).await;
+    enrich_run(e, &options(sim, Some("k"), 100_000, &omdb)).await;
     assert_eq!(
-        omdb_requests(&sim).await,
+        omdb_requests(sim).await,
         with_imdb + refetched_with_imdb,
         "only changed or new movies are asked again"
     );
@@ -188,13 +155,11 @@ async fn omdb_stays_within_the_daily_limit_records_outcomes_and_asks_again_only_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn omdb_request_limit_reached_stops_for_the_day_without_marking_movies() {
-    let db = TestDb::start();
-    let sim = start_sim(200).await;
-    let e = engine(db.store().await, &sim, 10_000);
-    import_all(&e).await;
-    sim_post(&sim, "/__sim/faults", json!({"omdb_daily_limit": 5})).await;
+    let setup = EngineSetup::imported(sim_config(200, SEED), 10_000).await;
+    let (e, _, sim) = setup.parts();
+    sim_post(sim, "/__sim/faults", json!({"omdb_daily_limit": 5})).await;
     let omdb = [EnrichStage::Omdb];
-    let r = enrich_run(&e, &options(&sim, Some("k"), 1000, &omdb)).await;
+    let r = enrich_run(e, &options(sim, Some("k"), 1000, &omdb)).await;
     assert!(r.message.contains("Request limit reached"), "{}", r.message);
     let asked = outcome(&e.store, "found").await + outcome(&e.store, "not_found").await;
     assert_eq!(asked, 5, "only answered movies are recorded");
@@ -202,10 +167,10 @@ async fn omdb_request_limit_reached_stops_for_the_day_without_marking_movies() {
         scalar(&e.store, "SELECT count(*) FROM sync_errors").await,
         0
     );
-    let before = omdb_requests(&sim).await;
-    enrich_run(&e, &options(&sim, Some("k"), 1000, &omdb)).await;
+    let before = omdb_requests(sim).await;
+    enrich_run(e, &options(sim, Some("k"), 1000, &omdb)).await;
     assert_eq!(
-        omdb_requests(&sim).await,
+        omdb_requests(sim).await,
         before,
         "no call for the rest of the day"
     );
@@ -213,13 +178,11 @@ async fn omdb_request_limit_reached_stops_for_the_day_without_marking_movies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_omdb_key_fails_the_run_with_the_credentials_exit_code() {
-    let db = TestDb::start();
-    let sim = start_sim(100).await;
-    let e = engine(db.store().await, &sim, 10_000);
-    import_all(&e).await;
+    let setup = EngineSetup::imported(sim_config(100, SEED), 10_000).await;
+    let (e, _, sim) = setup.parts();
     let err = enrich::run(
-        &e,
-        &options(&sim, Some("invalid"), 1000, &EnrichStage::ALL),
+        e,
+        &options(sim, Some("invalid"), 1000, &EnrichStage::ALL),
         &RunLabel::default(),
     )
     .await
@@ -290,27 +253,25 @@ async fn stored_scores(store: &Store) -> Vec<Score> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collaborations_and_pqs_after_a_delta_equal_a_full_recomputation() {
-    let db = TestDb::start();
-    let sim = start_sim(1500).await;
-    let e = engine(db.store().await, &sim, 10_000);
-    import_all(&e).await;
-    let first = enrich_run(&e, &options(&sim, Some("k"), 300, &EnrichStage::ALL)).await;
+    let setup = EngineSetup::imported(sim_config(1500, SEED), 10_000).await;
+    let (e, _, sim) = setup.parts();
+    let first = enrich_run(e, &options(sim, Some("k"), 300, &EnrichStage::ALL)).await;
     let top_cast = EnrichOptions::default().top_cast;
     let before = stored_pairs(&e.store).await;
     assert!(before.len() > 1000, "{}", first.message);
     assert_eq!(before, pairs_from_scratch(&e.store, top_cast).await);
 
-    let advanced = sim_post(&sim, "/__sim/advance?days=6", json!({})).await;
+    let advanced = sim_post(sim, "/__sim/advance?days=6", json!({})).await;
     assert!(
         advanced["changed"].as_array().unwrap().len() > 30,
         "{advanced}"
     );
-    let d = delta::run(&e, DeltaOptions::default(), &RunLabel::default())
+    let d = delta::run(e, DeltaOptions::default(), &RunLabel::default())
         .await
         .unwrap();
     assert!(d.succeeded, "{}", d.message);
     // More OMDb answers arrive too, so PQS must follow ratings as well as credits.
-    let second = enrich_run(&e, &options(&sim, Some("k"), 600, &EnrichStage::ALL)).await;
+    let second = enrich_run(e, &options(sim, Some("k"), 600, &EnrichStage::ALL)).await;
     let after = stored_pairs(&e.store).await;
     assert_ne!(
         before, after,
@@ -346,9 +307,8 @@ async fn collaborations_and_pqs_after_a_delta_equal_a_full_recomputation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids() {
-    const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
     let db = TestDb::start();
-    let sim = start_sim(300).await;
+    let sim = start_sim(300, SEED).await;
     let run = {
         let mut c = Command::new(BIN);
         c.args([
@@ -372,13 +332,8 @@ async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids(
         .env_remove("OMDB_API_KEY");
         c
     };
-    let out = tokio::task::spawn_blocking(move || {
-        let mut run = run;
-        run.output().unwrap()
-    })
-    .await
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = output(run).await;
+    let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("tmdbsync: enrich: omdb:"), "{err}");
 

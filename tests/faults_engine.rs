@@ -9,31 +9,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::fake_http::{Behaviour, FakeHttp};
-use support::{TestDb, sim_get, sim_post};
+use support::{TestDb, engine_with, import_all, pages, scalar, sim_get, sim_post, start_sim};
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
 use tmdbsync::plan::enrich::EnrichStage;
-use tmdbsync::sim::{self, SimConfig, SimHandle};
-use tmdbsync::stage::bulk::{self, BulkOptions};
+use tmdbsync::stage::bulk;
 use tmdbsync::stage::delta::{self, DeltaOptions};
 use tmdbsync::stage::enrich::omdb::MAX_FAILURES_IN_A_ROW;
 use tmdbsync::stage::enrich::{self, EnrichOptions};
-use tmdbsync::stage::{Engine, Progress, RunLabel, StageError, catalog};
+use tmdbsync::stage::{Engine, RunLabel, StageError, catalog};
 use tmdbsync::store::Store;
-use tmdbsync::tmdb::{ApiKey, ErrorCategory, TmdbClient, TmdbConfig, TmdbError};
+use tmdbsync::tmdb::{ApiKey, ErrorCategory, TmdbConfig, TmdbError};
 
 const TMDB_KEY: &str = "sekrit-tmdb-key-4242";
 const OMDB_KEY: &str = "omdbsekrit77";
 
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 3,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
+const SEED: u64 = 3;
 
 /// Short timeouts and backoff so a fault costs the test a second, not minutes.
 fn short_timeouts(c: &mut TmdbConfig) {
@@ -49,15 +39,7 @@ fn engine_at(store: &Store, tmdb_url: &str, export_url: &str) -> Engine {
     let mut config = TmdbConfig::new(tmdb_url, ApiKey::new(TMDB_KEY));
     config.requests_per_second = 2000;
     short_timeouts(&mut config);
-    Engine {
-        store: store.clone(),
-        tmdb: TmdbClient::new(config).expect("client"),
-        export_url: export_url.to_string(),
-        include_adult: false,
-        concurrency: 20,
-        progress: Progress::lines(),
-        marks: Default::default(),
-    }
+    engine_with(store.clone(), config, export_url)
 }
 
 fn omdb_options(url: &str) -> EnrichOptions {
@@ -72,25 +54,9 @@ fn omdb_options(url: &str) -> EnrichOptions {
     }
 }
 
-fn pages(n: i32) -> BulkOptions {
-    BulkOptions {
-        pages: None,
-        pages_per_run: n,
-        shard: None,
-        refetch: false,
-    }
-}
-
 async fn texts(store: &Store, sql: &'static str) -> Vec<String> {
     sqlx::query_scalar(sql)
         .fetch_all(store.pool())
-        .await
-        .unwrap()
-}
-
-async fn scalar(store: &Store, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(store.pool())
         .await
         .unwrap()
 }
@@ -106,7 +72,7 @@ fn assert_no_key(what: &str, text: &str) {
 async fn keys_echoed_by_a_proxy_reach_no_error_run_or_sync_errors_row_in_any_stage() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(100).await;
+    let sim = start_sim(100, SEED).await;
     let proxy = FakeHttp::start(Behaviour::Echo502 {
         configuration_ok: true,
     })
@@ -185,7 +151,7 @@ async fn keys_echoed_by_a_proxy_reach_no_error_run_or_sync_errors_row_in_any_sta
 async fn a_silent_server_fails_each_stage_within_its_timeouts_with_a_message_naming_the_flag() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(100).await;
+    let sim = start_sim(100, SEED).await;
     let silent = FakeHttp::start(Behaviour::Silent).await;
     let stalling = FakeHttp::start(Behaviour::StallAfterHeaders).await;
     let label = RunLabel::default();
@@ -227,13 +193,7 @@ async fn a_silent_server_fails_each_stage_within_its_timeouts_with_a_message_nam
 
     // OMDb never answers: the stage stops after the failure limit, within the read timeouts.
     let good = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
-    assert!(catalog::run(&good, &label).await.unwrap().succeeded);
-    assert!(
-        bulk::run(&good, pages(100), &label)
-            .await
-            .unwrap()
-            .succeeded
-    );
+    import_all(&good).await;
     let before = silent.connections();
     let t = Instant::now();
     let report = enrich::run(&good, &omdb_options(&silent.url()), &label)
@@ -261,7 +221,7 @@ async fn a_silent_server_fails_each_stage_within_its_timeouts_with_a_message_nam
 async fn each_run_records_only_the_requests_it_made() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(200).await;
+    let sim = start_sim(200, SEED).await;
     let engine = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
     let label = RunLabel::default();
     let api_requests = |stats: &serde_json::Value| -> i64 {
@@ -297,7 +257,7 @@ async fn each_run_records_only_the_requests_it_made() {
 async fn a_broken_export_is_a_data_error_that_loads_nothing() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(100).await;
+    let sim = start_sim(100, SEED).await;
     let html = FakeHttp::start(Behaviour::Html200).await;
     let label = RunLabel::default();
     let data_error = |e: StageError| match e {
@@ -350,16 +310,10 @@ async fn a_broken_export_is_a_data_error_that_loads_nothing() {
 async fn a_down_omdb_costs_exactly_the_failure_limit_of_calls_and_quota() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(120).await;
+    let sim = start_sim(120, SEED).await;
     let label = RunLabel::default();
     let good = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
-    assert!(catalog::run(&good, &label).await.unwrap().succeeded);
-    assert!(
-        bulk::run(&good, pages(100), &label)
-            .await
-            .unwrap()
-            .succeeded
-    );
+    import_all(&good).await;
     let pending = scalar(
         &store,
         "SELECT count(*) FROM movies WHERE imdb_id IS NOT NULL",

@@ -5,50 +5,18 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
-use support::{TestDb, engine, sim_get, sim_post};
+use serde_json::json;
+use support::{ALL_PAGES, EngineSetup, ids, import_all, scalar, sim_config, sim_get, sim_post};
 use tmdbsync::plan::health::SyncHealth;
 use tmdbsync::plan::pages::PageRange;
 use tmdbsync::plan::status::{Phase, PhaseInputs, phase};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
+use tmdbsync::sim::SimHandle;
 use tmdbsync::stage::bulk::{self, BulkOptions};
 use tmdbsync::stage::delta::{self, DeltaOptions};
 use tmdbsync::stage::{Engine, RunLabel, catalog};
 use tmdbsync::store::Store;
 
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        adult_movies: 0,
-        seed: 11,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
-
-const ALL_PAGES: BulkOptions = BulkOptions {
-    pages: None,
-    pages_per_run: 100_000,
-    shard: None,
-    refetch: false,
-};
-
-fn ids(v: &Value) -> BTreeSet<i64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_i64().expect("id"))
-        .collect()
-}
-
-async fn scalar(store: &Store, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
-}
+const SEED: u64 = 11;
 
 async fn catalog_ids(store: &Store) -> BTreeSet<i64> {
     sqlx::query_scalar::<_, i64>("SELECT id FROM catalog_ids")
@@ -114,13 +82,11 @@ async fn catalog_then_deletions_then_bulk(engine: &Engine, sim: &SimHandle) -> B
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_ids_that_answer_404_are_not_remaining_and_progress_reaches_100_percent() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(3000).await;
-    let engine = engine(store.clone(), &sim, 2000);
-    let gone = catalog_then_deletions_then_bulk(&engine, &sim).await;
+    let setup = EngineSetup::start(sim_config(3000, SEED), 2000).await;
+    let (engine, store, sim) = setup.parts();
+    let gone = catalog_then_deletions_then_bulk(engine, sim).await;
 
-    let h = health(&store, &sim).await;
+    let h = health(store, sim).await;
     assert_eq!(h.tmdb_total, 3000);
     assert_eq!(h.not_served, gone.len() as i64);
     assert_eq!(h.imported, 3000 - gone.len() as i64);
@@ -139,7 +105,7 @@ async fn listed_ids_that_answer_404_are_not_remaining_and_progress_reaches_100_p
         .collect();
     assert_eq!(recorded, gone);
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM movies").await,
+        scalar(store, "SELECT count(*) FROM movies").await,
         h.imported
     );
 
@@ -157,34 +123,26 @@ async fn listed_ids_that_answer_404_are_not_remaining_and_progress_reaches_100_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_movie_a_delta_marked_deleted_stops_counting_as_remaining() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(3000).await;
-    let engine = engine(store.clone(), &sim, 2000);
+    let setup = EngineSetup::start(sim_config(3000, SEED), 2000).await;
+    let (engine, store, sim) = setup.parts();
+    import_all(engine).await;
     let label = RunLabel::default();
-    assert!(catalog::run(&engine, &label).await.unwrap().succeeded);
-    assert!(
-        bulk::run(&engine, ALL_PAGES, &label)
-            .await
-            .unwrap()
-            .succeeded
-    );
-    let before = health(&store, &sim).await;
+    let before = health(store, sim).await;
     assert_eq!((before.imported, before.remaining), (3000, 0));
 
-    let advanced = sim_post(&sim, "/__sim/advance?days=3", json!({})).await;
+    let advanced = sim_post(sim, "/__sim/advance?days=3", json!({})).await;
     let deleted = ids(&advanced["deleted"]);
     let listed_deleted: BTreeSet<i64> = deleted
-        .intersection(&catalog_ids(&store).await)
+        .intersection(&catalog_ids(store).await)
         .copied()
         .collect();
     assert!(!listed_deleted.is_empty(), "{advanced}");
-    let d = delta::run(&engine, DeltaOptions::default(), &label)
+    let d = delta::run(engine, DeltaOptions::default(), &label)
         .await
         .unwrap();
     assert!(d.succeeded, "{}", d.message);
 
-    let h = health(&store, &sim).await;
+    let h = health(store, sim).await;
     assert_eq!(h.tmdb_total, 3000, "the latest export still lists them");
     assert_eq!(h.not_served, listed_deleted.len() as i64);
     assert_eq!(h.imported, 3000 - listed_deleted.len() as i64);
@@ -195,34 +153,32 @@ async fn a_movie_a_delta_marked_deleted_stops_counting_as_remaining() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gone_id_served_again_is_imported_by_the_weekly_recheck() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(3000).await;
-    let engine = engine(store.clone(), &sim, 2000);
-    let gone = catalog_then_deletions_then_bulk(&engine, &sim).await;
+    let setup = EngineSetup::start(sim_config(3000, SEED), 2000).await;
+    let (engine, store, sim) = setup.parts();
+    let gone = catalog_then_deletions_then_bulk(engine, sim).await;
     assert!(gone.len() >= 2, "{gone:?}");
     let back = *gone.iter().next().unwrap();
-    let restored = sim_post(&sim, "/__sim/restore", json!({ "ids": [back] })).await;
+    let restored = sim_post(sim, "/__sim/restore", json!({ "ids": [back] })).await;
     assert_eq!(restored["restored"], json!([back]));
     let label = RunLabel::default();
 
     // Checked today: not asked again before a week has passed.
-    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let early = bulk::run(&engine, ALL_PAGES, &label).await.unwrap();
+    sim_post(sim, "/__sim/stats/reset", json!({})).await;
+    let early = bulk::run(engine, ALL_PAGES, &label).await.unwrap();
     assert!(early.succeeded, "{}", early.message);
-    let stats = sim_get(&sim, "/__sim/stats").await;
+    let stats = sim_get(sim, "/__sim/stats").await;
     assert_eq!(stats["requests"]["details"], json!(0), "{stats}");
-    assert_eq!(health(&store, &sim).await.not_served, gone.len() as i64);
+    assert_eq!(health(store, sim).await.not_served, gone.len() as i64);
 
     // A week later the recheck asks for every gone id once and imports the one served again.
     sqlx::query("UPDATE catalog_gone SET last_checked = now() - interval '8 days'")
         .execute(store.pool())
         .await
         .unwrap();
-    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let recheck = bulk::run(&engine, ALL_PAGES, &label).await.unwrap();
+    sim_post(sim, "/__sim/stats/reset", json!({})).await;
+    let recheck = bulk::run(engine, ALL_PAGES, &label).await.unwrap();
     assert!(recheck.succeeded, "{}", recheck.message);
-    let stats = sim_get(&sim, "/__sim/stats?ids=true").await;
+    let stats = sim_get(sim, "/__sim/stats?ids=true").await;
     assert_eq!(stats["requests"]["details"], json!(gone.len()), "{stats}");
     assert_eq!(recheck.counters.movies_imported, 1, "{}", recheck.message);
     assert_eq!(recheck.counters.movies_deleted, 0, "{}", recheck.message);
@@ -236,7 +192,7 @@ async fn a_gone_id_served_again_is_imported_by_the_weekly_recheck() {
     );
     assert_eq!(
         scalar(
-            &store,
+            store,
             &format!("SELECT count(*) FROM movies WHERE id = {back} AND deleted_at IS NULL")
         )
         .await,
@@ -244,21 +200,21 @@ async fn a_gone_id_served_again_is_imported_by_the_weekly_recheck() {
     );
     assert_eq!(
         scalar(
-            &store,
+            store,
             &format!("SELECT count(*) FROM catalog_gone WHERE id = {back}")
         )
         .await,
         0,
         "no longer recorded as gone"
     );
-    let h = health(&store, &sim).await;
+    let h = health(store, sim).await;
     assert_eq!(h.not_served, gone.len() as i64 - 1);
     assert_eq!(h.imported, 3000 - gone.len() as i64 + 1);
     assert_eq!((h.remaining, h.percent_complete), (0, 100.0));
     // The ids still gone were stamped checked: the next run does not ask again.
     assert_eq!(
         scalar(
-            &store,
+            store,
             "SELECT count(*) FROM catalog_gone WHERE last_checked < now() - interval '1 day'"
         )
         .await,
@@ -278,27 +234,25 @@ async fn a_gone_id_served_again_is_imported_by_the_weekly_recheck() {
     .execute(store.pool())
     .await
     .unwrap();
-    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let spent = bulk::run(&engine, ALL_PAGES, &label).await.unwrap();
+    sim_post(sim, "/__sim/stats/reset", json!({})).await;
+    let spent = bulk::run(engine, ALL_PAGES, &label).await.unwrap();
     assert!(spent.succeeded, "{}", spent.message);
-    let stats = sim_get(&sim, "/__sim/stats").await;
+    let stats = sim_get(sim, "/__sim/stats").await;
     assert_eq!(stats["requests"]["details"], json!(0), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_bulk_run_message_describes_every_shard() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(2000).await;
-    let engine = engine(store.clone(), &sim, 2000);
+    let setup = EngineSetup::start(sim_config(2000, SEED), 2000).await;
+    let (engine, store, sim) = setup.parts();
     assert!(
-        catalog::run(&engine, &RunLabel::default())
+        catalog::run(engine, &RunLabel::default())
             .await
             .unwrap()
             .succeeded
     );
-    sim_post(&sim, "/__sim/advance?days=3", json!({})).await;
-    let pages = scalar(&store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await as i32;
+    sim_post(sim, "/__sim/advance?days=3", json!({})).await;
+    let pages = scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await as i32;
     let label = RunLabel {
         name: Some("cinegraph-bulk-202601010200".into()),
         trigger: Some("scheduled".into()),
@@ -309,19 +263,19 @@ async fn a_sharded_bulk_run_message_describes_every_shard() {
         ..ALL_PAGES
     };
     let (a, b) = tokio::join!(
-        bulk::run(&engine, shard(0), &label),
-        bulk::run(&engine, shard(1), &label)
+        bulk::run(engine, shard(0), &label),
+        bulk::run(engine, shard(1), &label)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.run_id, b.run_id, "both shards add to one run");
 
-    let row = tmdbsync::store::runs::get_run_by_name(&store, label.name.as_deref().unwrap())
+    let row = tmdbsync::store::runs::get_run_by_name(store, label.name.as_deref().unwrap())
         .await
         .unwrap()
         .expect("run row");
-    let stored = scalar(&store, "SELECT count(*) FROM movies").await;
+    let stored = scalar(store, "SELECT count(*) FROM movies").await;
     assert_eq!(row.movies_imported as i64, stored);
-    let stats = sim_get(&sim, "/__sim/stats").await;
+    let stats = sim_get(sim, "/__sim/stats").await;
     assert_eq!(
         stats["requests"]["details"],
         json!(stored + row.movies_deleted as i64),
@@ -340,7 +294,7 @@ async fn a_sharded_bulk_run_message_describes_every_shard() {
     assert!(row.movies_deleted > 0, "{message}");
     assert_eq!(
         row.movies_deleted as i64,
-        scalar(&store, "SELECT count(*) FROM catalog_gone").await
+        scalar(store, "SELECT count(*) FROM catalog_gone").await
     );
     // The shard that closed last reported the whole run too; a named run stays running for the
     // controller to finish.

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -12,160 +10,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use serde_json::json;
-use support::TestDb;
 use support::cluster::*;
+use support::operator::*;
+use support::{TestDb, start_sim, stored_title};
 use tmdbsync::api::{RunPhase, SyncPhase, SyncRun, TmdbSync};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
 const API_KEY: &str = "e2e-secret-key-7f3a";
-
-/// A controller process, killed on drop; its stderr goes to `log`.
-struct ControllerProcess {
-    child: Child,
-    log: PathBuf,
-    metrics_addr: String,
-}
-
-impl ControllerProcess {
-    fn start(cluster: &Cluster, ns: &str, extra: &[&str]) -> Self {
-        let log = std::env::temp_dir().join(format!(
-            "tmdbsync-controller-{ns}-{}.log",
-            fastrand::u32(..)
-        ));
-        let metrics_addr = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().to_string()
-        };
-        let child = Command::new(BIN)
-            .args([
-                "controller",
-                "--namespace",
-                ns,
-                "--worker-image",
-                "tmdbsync:e2e",
-                "--mirror-interval-secs",
-                "1",
-                "--metrics-addr",
-                &metrics_addr,
-            ])
-            .args(extra)
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .env("TMDBSYNC_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,tmdbsync=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the controller");
-        ControllerProcess {
-            child,
-            log,
-            metrics_addr,
-        }
-    }
-
-    async fn http_status(&self, path: &str) -> u16 {
-        tmdbsync::http_client_builder()
-            .build()
-            .unwrap()
-            .get(format!("http://{}{path}", self.metrics_addr))
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16())
-    }
-
-    async fn metrics(&self) -> String {
-        tmdbsync::http_client_builder()
-            .build()
-            .unwrap()
-            .get(format!("http://{}/metrics", self.metrics_addr))
-            .send()
-            .await
-            .expect("metrics endpoint")
-            .text()
-            .await
-            .unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ControllerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn install_crds(cluster: &Cluster) {
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tmdbsync.io.yaml");
-    cluster.kubectl_ok(["apply", "--server-side", "--force-conflicts", "-f", crds]);
-    cluster.kubectl_ok([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/tmdbsyncs.tmdbsync.io",
-        "crd/syncruns.tmdbsync.io",
-    ]);
-}
-
-fn secrets(cluster: &Cluster, ns: &str, api_key: &str, db_url: &str) {
-    cluster.kubectl_ok([
-        "-n",
-        ns,
-        "create",
-        "secret",
-        "generic",
-        "tmdb",
-        &format!("--from-literal=api-key={api_key}"),
-    ]);
-    cluster.kubectl_ok([
-        "-n",
-        ns,
-        "create",
-        "secret",
-        "generic",
-        "cinegraph-db",
-        &format!("--from-literal=url={db_url}"),
-    ]);
-}
-
-fn tmdb_sync(sim: &SimHandle, schedule: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "tmdbsync.io/v1alpha1",
-        "kind": "TmdbSync",
-        "metadata": {"name": "cinegraph"},
-        "spec": {
-            "tmdb": {
-                "apiKeySecretRef": {"name": "tmdb", "key": "api-key"},
-                "baseUrl": sim.tmdb_url(),
-                "exportBaseUrl": sim.export_url(),
-                "requestsPerSecond": 400
-            },
-            "database": {"urlSecretRef": {"name": "cinegraph-db", "key": "url"}},
-            "bulk": {"schedule": schedule, "pagesPerRun": 1000},
-            "delta": {"schedule": schedule},
-            "jobTemplate": {"backoffLimitPerIndex": 1}
-        }
-    })
-}
-
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 3,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-fn phase(r: &SyncRun) -> Option<RunPhase> {
-    r.status.as_ref().and_then(|s| s.phase)
-}
+/// The simulator's seed in these tests.
+const SEED: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in() {
@@ -173,13 +25,10 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
     install_crds(cluster);
     let ns = cluster.namespace("e2e-sync");
     let db = TestDb::start();
-    let sim = start_sim(500).await;
-    secrets(cluster, &ns, API_KEY, &db.url);
+    let sim = start_sim(500, SEED).await;
+    apply_secrets(cluster, &ns, API_KEY, &db.url);
     let controller = ControllerProcess::start(cluster, &ns, &[]);
-    cluster.kubectl_stdin(
-        ["-n", &ns, "apply", "-f", "-"],
-        &tmdb_sync(&sim, "* * * * *").to_string(),
-    );
+    apply(cluster, &ns, &tmdb_sync(&sim).schedule("* * * * *"));
 
     let client = cluster.client();
     let syncs: Api<TmdbSync> = Api::namespaced(client.clone(), &ns);
@@ -204,7 +53,12 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         .iter()
         .find(|r| r.metadata.name.as_deref().unwrap().contains("-bulk-"))
         .expect("a bulk run");
-    assert_eq!(phase(bulk), Some(RunPhase::Succeeded), "{:?}", bulk.status);
+    assert_eq!(
+        run_phase(bulk),
+        Some(RunPhase::Succeeded),
+        "{:?}",
+        bulk.status
+    );
     let store = db.store().await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM movies")
         .fetch_one(store.pool())
@@ -345,17 +199,8 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         .iter()
         .map(|v| v.as_i64().unwrap())
         .collect();
-    let manual = json!({
-        "apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun",
-        "metadata": {"name": "catch-up"},
-        "spec": {"syncRef": {"name": "cinegraph"}, "type": "Delta"}
-    });
-    cluster.kubectl_stdin(["-n", &ns, "apply", "-f", "-"], &manual.to_string());
-    let done = wait_for(&runs, "catch-up", Duration::from_secs(90), |r| {
-        phase(r).is_some_and(RunPhase::is_finished)
-    })
-    .await;
-    assert_eq!(phase(&done), Some(RunPhase::Succeeded), "{:?}", done.status);
+    apply(cluster, &ns, &sync_run("catch-up", "Delta"));
+    let done = run_succeeded(&runs, "catch-up", Duration::from_secs(90)).await;
     assert!(
         done.metadata
             .owner_references
@@ -365,12 +210,7 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
     );
     for id in changed.iter().take(3) {
         let body = support::sim_get(&sim, &format!("/3/movie/{id}?api_key=k")).await;
-        let title: String = sqlx::query_scalar("SELECT title FROM movies WHERE id = $1")
-            .bind(id)
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(json!(title), body["title"]);
+        assert_eq!(json!(stored_title(&store, *id).await), body["title"]);
     }
 
     // Secrets never show up in statuses, events, logs or metrics.
@@ -379,7 +219,7 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         cluster.kubectl_ok(["-n", &ns, "get", "tmdbsyncs,syncruns,jobs", "-o", "yaml"]),
         cluster.kubectl_ok(["-n", &ns, "get", "events", "-o", "yaml"]),
         controller.log(),
-        pod_logs(cluster, &ns),
+        cluster.namespace_pod_logs(&ns),
     );
     assert!(everything.contains("RunSucceeded"), "events were published");
     assert!(!everything.contains(API_KEY), "the API key leaked");
@@ -410,28 +250,13 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
     assert!(kept >= 500);
 }
 
-fn pod_logs(cluster: &Cluster, ns: &str) -> String {
-    let mut all = String::new();
-    if let Ok(dir) = std::fs::read_dir(cluster.pod_logs_dir()) {
-        for e in dir.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{ns}_"))
-            {
-                all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-            }
-        }
-    }
-    all
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
     let cluster = Cluster::shared();
     install_crds(cluster);
     let ns = cluster.namespace("e2e-bad");
     let db = TestDb::start();
-    let sim = start_sim(100).await;
+    let sim = start_sim(100, SEED).await;
     let _controller = ControllerProcess::start(cluster, &ns, &[]);
     let client = cluster.client();
     let syncs: Api<TmdbSync> = Api::namespaced(client.clone(), &ns);
@@ -472,28 +297,30 @@ async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
         ),
     ];
     for (obj, expect) in refused {
-        let out = kubectl_apply(cluster, &ns, &obj.to_string());
-        assert!(!out.0, "the API server accepted {obj}");
+        let refusal = try_apply(cluster, &ns, &obj).expect_err("the API server accepted it");
         assert!(
-            out.1.contains(expect),
-            "refusal of {obj} should mention {expect:?}: {}",
-            out.1
+            refusal.contains(expect),
+            "refusal of {obj} should mention {expect:?}: {refusal}"
         );
     }
 
     // Reported by the controller as conditions: bad cron, bad time zone, missing secret.
-    let mut bad_cron = tmdb_sync(&sim, "every day at noon");
-    bad_cron["metadata"]["name"] = json!("bad-cron");
-    let mut bad_tz = tmdb_sync(&sim, "0 2 * * *");
-    bad_tz["metadata"]["name"] = json!("bad-tz");
-    bad_tz["spec"]["timeZone"] = json!("Mars/Olympus");
-    let mut discover = tmdb_sync(&sim, "0 2 * * *");
-    discover["metadata"]["name"] = json!("discover");
-    discover["spec"]["bulk"]["source"] = json!("Discover");
-    let mut no_secret = tmdb_sync(&sim, "0 2 * * *");
-    no_secret["metadata"]["name"] = json!("no-secret");
-    for obj in [&bad_cron, &bad_tz, &discover, &no_secret] {
-        assert!(kubectl_apply(cluster, &ns, &obj.to_string()).0);
+    let daily = tmdb_sync(&sim).schedule("0 2 * * *");
+    for obj in [
+        tmdb_sync(&sim)
+            .schedule("every day at noon")
+            .named("bad-cron"),
+        daily
+            .clone()
+            .named("bad-tz")
+            .set("spec.timeZone", json!("Mars/Olympus")),
+        daily
+            .clone()
+            .named("discover")
+            .set("spec.bulk.source", json!("Discover")),
+        daily.named("no-secret"),
+    ] {
+        apply(cluster, &ns, &obj);
     }
     for (name, reason) in [
         ("bad-cron", "InvalidSpec"),
@@ -521,7 +348,7 @@ async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
     );
 
     // The `invalid` key: the run fails with AuthFailed after a single pod, no retry storm.
-    secrets(cluster, &ns, "invalid", &db.url);
+    apply_secrets(cluster, &ns, "invalid", &db.url);
     wait_for(&syncs, "no-secret", Duration::from_secs(60), |s| {
         s.status.as_ref().is_some_and(|st| {
             st.conditions
@@ -530,13 +357,9 @@ async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
         })
     })
     .await;
-    let manual = json!({"apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun", "metadata": {"name": "bad-key"},
-                        "spec": {"syncRef": {"name": "no-secret"}, "type": "Catalog"}});
-    assert!(kubectl_apply(cluster, &ns, &manual.to_string()).0);
-    let run = wait_for(&runs, "bad-key", Duration::from_secs(60), |r| {
-        phase(r).is_some_and(RunPhase::is_finished)
-    })
-    .await;
+    let manual = sync_run("bad-key", "Catalog").set("spec.syncRef.name", json!("no-secret"));
+    apply(cluster, &ns, &manual);
+    let run = run_finished(&runs, "bad-key", Duration::from_secs(60)).await;
     let st = run.status.unwrap();
     assert_eq!(st.phase, Some(RunPhase::Failed));
     assert_eq!(st.reason.as_deref(), Some("AuthFailed"), "{:?}", st.message);
@@ -558,70 +381,25 @@ async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
     assert_eq!(sync.status.unwrap().phase, Some(SyncPhase::Degraded));
 }
 
-fn kubectl_apply(cluster: &Cluster, ns: &str, manifest: &str) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(cluster.kubectl_path())
-        .args([
-            "--kubeconfig",
-            cluster.kubeconfig().to_str().unwrap(),
-            "-n",
-            ns,
-            "apply",
-            "-f",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn manual(name: &str, kind: &str) -> String {
-    json!({"apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun", "metadata": {"name": name},
-           "spec": {"syncRef": {"name": "cinegraph"}, "type": kind}})
-    .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_controller_mid_run_duplicates_nothing_and_the_run_finishes() {
     let cluster = Cluster::shared();
     install_crds(cluster);
     let ns = cluster.namespace("e2e-restart");
     let db = TestDb::start();
-    let sim = start_sim(2000).await;
-    secrets(cluster, &ns, API_KEY, &db.url);
-    let mut sync = tmdb_sync(&sim, "0 3 1 1 *");
-    sync["spec"]["tmdb"]["requestsPerSecond"] = json!(150);
-    assert!(kubectl_apply(cluster, &ns, &sync.to_string()).0);
+    let sim = start_sim(2000, SEED).await;
+    apply_secrets(cluster, &ns, API_KEY, &db.url);
+    let sync = tmdb_sync(&sim).set("spec.tmdb.requestsPerSecond", json!(150));
+    apply(cluster, &ns, &sync);
     let client = cluster.client();
     let runs: Api<SyncRun> = Api::namespaced(client.clone(), &ns);
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
 
     let first = ControllerProcess::start(cluster, &ns, &[]);
-    assert!(kubectl_apply(cluster, &ns, &manual("load-catalog", "Catalog")).0);
-    let c = wait_for(&runs, "load-catalog", Duration::from_secs(60), |r| {
-        phase(r).is_some_and(RunPhase::is_finished)
-    })
-    .await;
-    assert_eq!(phase(&c), Some(RunPhase::Succeeded), "{:?}", c.status);
-    assert!(kubectl_apply(cluster, &ns, &manual("import", "Bulk")).0);
+    apply(cluster, &ns, &sync_run("load-catalog", "Catalog"));
+    run_succeeded(&runs, "load-catalog", Duration::from_secs(60)).await;
+    apply(cluster, &ns, &sync_run("import", "Bulk"));
     wait_for(&runs, "import", Duration::from_secs(60), |r| {
         r.status
             .as_ref()
@@ -630,29 +408,11 @@ async fn killing_the_controller_mid_run_duplicates_nothing_and_the_run_finishes(
     .await;
     drop(first); // SIGKILL mid-run
     let _second = ControllerProcess::start(cluster, &ns, &[]);
-    let done = wait_for(&runs, "import", Duration::from_secs(120), |r| {
-        phase(r).is_some_and(RunPhase::is_finished)
-    })
-    .await;
-    assert_eq!(phase(&done), Some(RunPhase::Succeeded), "{:?}", done.status);
+    let done = run_succeeded(&runs, "import", Duration::from_secs(120)).await;
 
-    let run_names: Vec<String> = runs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|r| r.metadata.name)
-        .collect();
+    let run_names = names(&runs).await;
     assert_eq!(run_names.len(), 2, "no duplicate SyncRun: {run_names:?}");
-    let job_names: Vec<String> = jobs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|j| j.metadata.name)
-        .collect();
+    let job_names = names(&jobs).await;
     assert_eq!(job_names.len(), 2, "one Job per run: {job_names:?}");
     let import_pods = pods
         .list(&ListParams::default().labels("tmdbsync.io/run=import"))
@@ -676,9 +436,9 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
     install_crds(cluster);
     let ns = cluster.namespace("e2e-leader");
     let db = TestDb::start();
-    let sim = start_sim(100).await;
-    secrets(cluster, &ns, API_KEY, &db.url);
-    assert!(kubectl_apply(cluster, &ns, &tmdb_sync(&sim, "0 3 1 1 *").to_string()).0);
+    let sim = start_sim(100, SEED).await;
+    apply_secrets(cluster, &ns, API_KEY, &db.url);
+    apply(cluster, &ns, &tmdb_sync(&sim));
     let lease_args = [
         "--leader-election",
         "--lease-namespace",
@@ -702,12 +462,8 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(client.clone(), &ns);
 
-    assert!(kubectl_apply(cluster, &ns, &manual("first", "Catalog")).0);
-    let r = wait_for(&runs, "first", Duration::from_secs(60), |r| {
-        phase(r).is_some_and(RunPhase::is_finished)
-    })
-    .await;
-    assert_eq!(phase(&r), Some(RunPhase::Succeeded));
+    apply(cluster, &ns, &sync_run("first", "Catalog"));
+    run_succeeded(&runs, "first", Duration::from_secs(60)).await;
     let lease = leases.get("tmdbsync-controller").await.unwrap();
     assert_eq!(
         lease.spec.unwrap().holder_identity.as_deref(),
@@ -732,12 +488,8 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
         (l.spec?.holder_identity.as_deref() == Some("replica-b")).then_some(())
     })
     .await;
-    assert!(kubectl_apply(cluster, &ns, &manual("second", "Catalog")).0);
-    let r = wait_for(&runs, "second", Duration::from_secs(60), |r| {
-        phase(r).is_some_and(RunPhase::is_finished)
-    })
-    .await;
-    assert_eq!(phase(&r), Some(RunPhase::Succeeded), "{:?}", r.status);
+    apply(cluster, &ns, &sync_run("second", "Catalog"));
+    run_succeeded(&runs, "second", Duration::from_secs(60)).await;
     assert!(b.log().contains("became the leader"));
 }
 
@@ -747,25 +499,19 @@ async fn scheduled_enrich_runs_follow_the_imports_and_report_per_stage_counters(
     install_crds(cluster);
     let ns = cluster.namespace("e2e-enrich");
     let db = TestDb::start();
-    let sim = start_sim(300).await;
-    secrets(cluster, &ns, API_KEY, &db.url);
-    cluster.kubectl_ok([
-        "-n",
-        &ns,
-        "create",
-        "secret",
-        "generic",
-        "omdb",
-        "--from-literal=key=omdb-e2e-key-91c2",
-    ]);
+    let sim = start_sim(300, SEED).await;
+    apply_secrets(cluster, &ns, API_KEY, &db.url);
+    apply_secret(cluster, &ns, "omdb", &[("key", "omdb-e2e-key-91c2")]);
     let _controller = ControllerProcess::start(cluster, &ns, &[]);
-    let mut spec = tmdb_sync(&sim, "* * * * *");
-    spec["spec"]["enrichment"] = json!({
-        "schedule": "* * * * *",
-        "omdb": {"enabled": true, "baseUrl": sim.omdb_url(), "dailyLimit": 40,
-                 "apiKeySecretRef": {"name": "omdb", "key": "key"}}
-    });
-    cluster.kubectl_stdin(["-n", &ns, "apply", "-f", "-"], &spec.to_string());
+    let sync = tmdb_sync(&sim).schedule("* * * * *").set(
+        "spec.enrichment",
+        json!({
+            "schedule": "* * * * *",
+            "omdb": {"enabled": true, "baseUrl": sim.omdb_url(), "dailyLimit": 40,
+                     "apiKeySecretRef": {"name": "omdb", "key": "key"}}
+        }),
+    );
+    apply(cluster, &ns, &sync);
 
     let client = cluster.client();
     let syncs: Api<TmdbSync> = Api::namespaced(client.clone(), &ns);
@@ -836,7 +582,7 @@ async fn scheduled_enrich_runs_follow_the_imports_and_report_per_stage_counters(
     let everything = format!(
         "{}\n{}",
         cluster.kubectl_ok(["-n", &ns, "get", "tmdbsyncs,syncruns,jobs", "-o", "yaml"]),
-        pod_logs(cluster, &ns),
+        cluster.namespace_pod_logs(&ns),
     );
     assert!(
         !everything.contains("omdb-e2e-key-91c2"),

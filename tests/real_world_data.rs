@@ -9,10 +9,10 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 use sqlx::Row;
-use support::{TestDb, engine};
+use support::{ALL_PAGES, EngineSetup, TestDb, pages, sim_config};
 use tmdbsync::omdb::OmdbLookup;
-use tmdbsync::sim::{self, SimConfig};
-use tmdbsync::stage::bulk::{self, BulkOptions};
+use tmdbsync::sim::SimConfig;
+use tmdbsync::stage::bulk;
 use tmdbsync::stage::{RunLabel, catalog};
 use tmdbsync::store::{Store, movies};
 use tmdbsync::tmdb::client::FetchedMovie;
@@ -453,21 +453,10 @@ async fn export_lines_nobody_can_store_are_skipped_and_counted_never_failing_the
 
 #[tokio::test]
 async fn a_movie_the_database_refuses_is_quarantined_and_the_next_run_retries_it() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = sim::spawn(
-        SimConfig {
-            movies: 300,
-            seed: 11,
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("simulator");
-    let engine = engine(store.clone(), &sim, 2000);
+    let setup = EngineSetup::start(sim_config(300, 11), 2000).await;
+    let (engine, store, _) = setup.parts();
     let label = RunLabel::default();
-    assert!(catalog::run(&engine, &label).await.unwrap().succeeded);
+    assert!(catalog::run(engine, &label).await.unwrap().succeeded);
     // Two catalog ids the database will refuse: a trigger stands in for any per-row failure.
     let refused: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM catalog_ids WHERE NOT adult ORDER BY ordinal OFFSET 37 LIMIT 2",
@@ -486,13 +475,8 @@ async fn a_movie_the_database_refuses_is_quarantined_and_the_next_run_retries_it
     .execute(store.pool())
     .await
     .unwrap();
-    let all = BulkOptions {
-        pages: None,
-        pages_per_run: 1000,
-        shard: None,
-        refetch: false,
-    };
-    let first = bulk::run(&engine, all, &label)
+    let all = pages(1000);
+    let first = bulk::run(engine, all, &label)
         .await
         .expect("the stage completes");
     assert!(first.succeeded, "{}", first.message);
@@ -552,7 +536,7 @@ async fn a_movie_the_database_refuses_is_quarantined_and_the_next_run_retries_it
         .execute(store.pool())
         .await
         .unwrap();
-    let second = bulk::run(&engine, all, &label).await.unwrap();
+    let second = bulk::run(engine, all, &label).await.unwrap();
     assert!(second.succeeded);
     let retried: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM movies WHERE id = ANY($1) ORDER BY id")
@@ -579,42 +563,28 @@ async fn a_movie_the_database_refuses_is_quarantined_and_the_next_run_retries_it
 #[tokio::test]
 async fn a_glitchy_catalog_imports_exactly_stored_plus_quarantined_plus_gone() {
     use std::collections::BTreeSet;
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = sim::spawn(
-        SimConfig {
-            movies: 1500,
-            adult_movies: 20,
-            seed: 5,
-            glitch_rate: 0.2,
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("simulator");
-    let engine = engine(store.clone(), &sim, 2000);
+    let glitchy = SimConfig {
+        adult_movies: 20,
+        glitch_rate: 0.2,
+        ..sim_config(1500, 5)
+    };
+    let setup = EngineSetup::start(glitchy, 2000).await;
+    let (engine, store, sim) = setup.parts();
     let label = RunLabel::default();
-    let c = catalog::run(&engine, &label).await.expect("catalog");
+    let c = catalog::run(engine, &label).await.expect("catalog");
     assert!(c.succeeded, "{}", c.message);
     // Days pass before bulk: TMDb deletes some listed ids, which then answer 404 (gone).
-    let advanced = support::sim_post(&sim, "/__sim/advance?days=2", json!({})).await;
+    let advanced = support::sim_post(sim, "/__sim/advance?days=2", json!({})).await;
     let deleted: BTreeSet<i64> = advanced["deleted"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_i64().unwrap())
         .collect();
-    let all = BulkOptions {
-        pages: None,
-        pages_per_run: 100_000,
-        shard: None,
-        refetch: false,
-    };
-    let b = bulk::run(&engine, all, &label).await.expect("bulk");
+    let b = bulk::run(engine, ALL_PAGES, &label).await.expect("bulk");
     assert!(b.succeeded, "{}", b.message);
 
-    let truth = support::sim_get(&sim, "/__sim/glitches").await;
+    let truth = support::sim_get(sim, "/__sim/glitches").await;
     let glitched = truth["movies"].as_array().unwrap();
     let by_kind = |kind: &str| -> BTreeSet<i64> {
         glitched

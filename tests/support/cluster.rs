@@ -21,13 +21,15 @@
 //!   admin kubeconfig and makes sure the machine-wide node agent runs.
 //! * The node agent is started by the first test process that needs it, detached (`setsid`), and
 //!   reused by every later one while it lives: `$STATE/node-agent.pid` under the flock
-//!   `$STATE/node-agent.lock`. Its log is `$STATE/logs/node-agent.log`, pod logs are
-//!   `$STATE/pod-logs/<namespace>_<pod>.log`. `scripts/testenv.sh down` stops it with the control
-//!   plane; a rebuilt agent binary is only picked up after that (or after killing the pid).
+//!   `$STATE/node-agent.lock`. The process that starts it first builds it (`cargo build --workspace
+//!   --bin tmdbsync-node-agent`: it lives in the dev-only workspace member `testenv/`). Its log is
+//!   `$STATE/logs/node-agent.log`, pod logs are `$STATE/pod-logs/<namespace>_<pod>.log`.
+//!   `scripts/testenv.sh down` stops it with the control plane; a rebuilt agent binary is only
+//!   picked up after that (or after killing the pid).
 //! * Images: `busybox` runs `/bin/sh`; `tmdbsync` runs `$STATE/bin/tmdbsync`, a symlink that every
-//!   test process points at its own `CARGO_BIN_EXE_tmdbsync` (else `$CARGO_TARGET_DIR/debug/tmdbsync`)
-//!   when it calls `shared()`, so pods run the binary of the most recent test process. Two checkouts
-//!   testing at the same time would therefore share one binary.
+//!   test process points at its own `CARGO_BIN_EXE_tmdbsync` when it calls `shared()`, so pods run
+//!   the binary of the most recent test process. Two checkouts testing at the same time would
+//!   therefore share one binary.
 //! * Every call builds no state bound to a tokio runtime except [`Cluster::client`], which makes a
 //!   new client for the calling runtime (each `#[tokio::test]` has its own runtime, and a client's
 //!   background worker dies with the runtime that created it).
@@ -71,32 +73,46 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `CARGO_BIN_EXE_<name>` of this test crate, else `$CARGO_TARGET_DIR/debug/<name>`.
-fn cargo_bin(compiled_in: Option<&'static str>, name: &str) -> PathBuf {
-    if let Some(path) = compiled_in {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    target.join("debug").join(name)
-}
+/// The node agent's binary name (in the dev-only workspace member `testenv/`).
+const AGENT: &str = "tmdbsync-node-agent";
 
 fn tmdbsync_bin() -> PathBuf {
-    cargo_bin(option_env!("CARGO_BIN_EXE_tmdbsync"), "tmdbsync")
+    PathBuf::from(env!("CARGO_BIN_EXE_tmdbsync"))
 }
 
-fn agent_bin() -> PathBuf {
-    cargo_bin(
-        option_env!("CARGO_BIN_EXE_tmdbsync-node-agent"),
-        "tmdbsync-node-agent",
-    )
+/// Builds the node agent of this checkout and returns its path. It belongs to the workspace member
+/// `tmdbsync-testenv`, whose binaries the product's tests cannot depend on, so the test asks cargo
+/// (the one running it, `$CARGO`) for it. `--workspace` resolves features as the product's builds
+/// do and so reuses their dependencies; `-p tmdbsync-testenv` would rebuild kube and its stack.
+fn build_agent() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = run_checked(
+        Command::new(cargo).current_dir(repo_root()).args([
+            "build",
+            "--workspace",
+            "--bin",
+            AGENT,
+            "--message-format=json-render-diagnostics",
+        ]),
+        "cargo build --workspace --bin tmdbsync-node-agent",
+    );
+    out.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == AGENT)
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported no tmdbsync-node-agent executable")
 }
 
-fn run_checked(cmd: &mut Command, what: &str) -> Output {
+/// Runs `cmd` and returns its stdout; panics with its output when it cannot run or fails.
+fn run_checked(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    stdout_ok(out, what)
+}
+
+/// The stdout of a command that succeeded; panics with its stdout and stderr when it failed.
+pub fn stdout_ok(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}{}",
@@ -104,7 +120,7 @@ fn run_checked(cmd: &mut Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A live process with this pid whose command line mentions `needle` (not a zombie, not a reused pid).
@@ -134,8 +150,7 @@ pub fn helm_bin() -> &'static Path {
     HELM.get_or_init(|| {
         let script = repo_root().join("scripts/testenv.sh");
         let env = run_checked(Command::new(&script).arg("env"), "scripts/testenv.sh env");
-        String::from_utf8_lossy(&env.stdout)
-            .lines()
+        env.lines()
             .filter_map(|l| l.trim_start_matches("export ").strip_prefix("PATH="))
             .flat_map(|dirs| dirs.split(':'))
             .map(|d| Path::new(d).join("helm"))
@@ -157,7 +172,6 @@ impl Cluster {
         let script = repo_root().join("scripts/testenv.sh");
         run_checked(Command::new(&script).arg("up"), "scripts/testenv.sh up");
         let env = run_checked(Command::new(&script).arg("env"), "scripts/testenv.sh env");
-        let env = String::from_utf8_lossy(&env.stdout);
         let mut kubeconfig = None;
         let mut kubectl = None;
         for line in env.lines() {
@@ -219,16 +233,11 @@ impl Cluster {
         let recorded = fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
-        if let Some(pid) = recorded.filter(|&pid| process_alive(pid, "tmdbsync-node-agent")) {
+        if let Some(pid) = recorded.filter(|&pid| process_alive(pid, AGENT)) {
             return pid;
         }
 
-        let agent = agent_bin();
-        assert!(
-            agent.is_file(),
-            "no node agent binary at {} (cargo build --bin tmdbsync-node-agent)",
-            agent.display()
-        );
+        let agent = build_agent();
         fs::create_dir_all(self.state_dir.join("logs")).expect("create the logs dir");
         fs::create_dir_all(&self.pod_logs).expect("create the pod logs dir");
         let log_path = self.state_dir.join("logs/node-agent.log");
@@ -268,7 +277,7 @@ impl Cluster {
 
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if !process_alive(pid, "tmdbsync-node-agent") {
+            if !process_alive(pid, AGENT) {
                 let _ = fs::remove_file(&pid_file);
                 panic!(
                     "the node agent exited during startup; last lines of {}:\n{}",
@@ -359,12 +368,7 @@ impl Cluster {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Command::new(&self.kubectl)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kubectl")
+        self.admin_command(&self.kubectl, args, None)
     }
 
     /// Runs helm with the admin kubeconfig; returns its output whatever the exit code.
@@ -373,12 +377,17 @@ impl Cluster {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Command::new(helm_bin())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run helm")
+        self.admin_command(helm_bin(), args, None)
+    }
+
+    /// Runs kubectl with `stdin` as its standard input (e.g. `apply -f -`); returns its output
+    /// whatever the exit code.
+    pub fn kubectl_input<I, S>(&self, args: I, stdin: &str) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.admin_command(&self.kubectl, args, Some(stdin))
     }
 
     /// Runs kubectl and returns its stdout; panics with stderr when it fails.
@@ -388,15 +397,7 @@ impl Cluster {
         S: AsRef<OsStr>,
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let out = self.kubectl(&args);
-        assert!(
-            out.status.success(),
-            "kubectl {:?} failed ({}): {}",
-            args,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(self.kubectl(&args), &format!("kubectl {args:?}"))
     }
 
     /// Runs kubectl with `stdin` as its standard input (e.g. `apply -f -`); returns stdout, panics
@@ -407,29 +408,54 @@ impl Cluster {
         S: AsRef<OsStr>,
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let mut child = Command::new(&self.kubectl)
+        stdout_ok(
+            self.kubectl_input(&args, stdin),
+            &format!("kubectl {args:?}"),
+        )
+    }
+
+    /// Runs `program` with the admin kubeconfig and `stdin` (else none) and waits for its output.
+    fn admin_command<I, S>(&self, program: &Path, args: I, stdin: Option<&str>) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = Command::new(program)
             .env("KUBECONFIG", &self.kubeconfig)
-            .args(&args)
-            .stdin(Stdio::piped())
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run kubectl");
+            .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(input.as_bytes())
+                .expect("write the command's stdin");
+        }
         child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write kubectl stdin");
-        let out = child.wait_with_output().expect("wait for kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {:?} failed ({}): {}",
-            args,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait for {}: {e}", program.display()))
+    }
+
+    /// Everything the pods of namespace `ns` wrote (the agent's log files of its pods, one after
+    /// the other).
+    pub fn namespace_pod_logs(&self, ns: &str) -> String {
+        let prefix = format!("{ns}_");
+        let mut all = String::new();
+        for entry in fs::read_dir(&self.pod_logs).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                all.push_str(&fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        all
     }
 
     /// Creates a fresh namespace `<prefix>-<random>` (label `tmdbsync-test=true`) and waits for its
@@ -612,6 +638,20 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The names of every object `api` lists.
+pub async fn names<K>(api: &Api<K>) -> Vec<String>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug,
+{
+    api.list(&Default::default())
+        .await
+        .expect("list objects")
+        .items
+        .into_iter()
+        .filter_map(|o| o.meta().name.clone())
+        .collect()
 }
 
 /// Polls an async `check` every 250 ms until it returns `Some`, or panics with `what` after

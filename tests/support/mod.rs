@@ -1,14 +1,21 @@
 //! Test support: a private Postgres started from the system's binaries in a temp dir (unix socket
-//! only, torn down on drop), and helpers to start the simulator and the engine.
+//! only, torn down on drop), the simulator, the engine and the catalog + bulk prelude of engine
+//! tests. The end-to-end harness is in [`cluster`] (the control plane) and [`operator`] (CRDs,
+//! Secrets, manifests, the controller process).
 #![allow(dead_code)]
 pub mod cluster;
 pub mod fake_http;
+pub mod operator;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use tmdbsync::stage::{Engine, Progress};
+use serde_json::Value;
+use tmdbsync::sim::{self, SimConfig, SimHandle};
+use tmdbsync::stage::bulk::{self, BulkOptions};
+use tmdbsync::stage::{Engine, Progress, RunLabel, catalog};
 use tmdbsync::store::Store;
 use tmdbsync::tmdb::{ApiKey, TmdbClient, TmdbConfig};
 
@@ -44,7 +51,7 @@ fn pg_bin_dir() -> PathBuf {
         .expect("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql) and TMDBSYNC_PG_BIN unset")
 }
 
-fn output(cmd: &mut Command) -> String {
+fn command_stdout(cmd: &mut Command) -> String {
     let out = cmd.output().expect("running a command");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -57,13 +64,13 @@ impl TestDb {
             .prefix("tmdbsync-pg-")
             .tempdir()
             .expect("tempdir");
-        let is_root = output(Command::new("id").arg("-u")) == "0";
+        let is_root = command_stdout(Command::new("id").arg("-u")) == "0";
         let run_as = is_root.then(|| "postgres".to_string());
         if let Some(user) = &run_as {
-            let uid: u32 = output(Command::new("id").args(["-u", user]))
+            let uid: u32 = command_stdout(Command::new("id").args(["-u", user]))
                 .parse()
                 .expect("postgres user exists");
-            let gid: u32 = output(Command::new("id").args(["-g", user]))
+            let gid: u32 = command_stdout(Command::new("id").args(["-g", user]))
                 .parse()
                 .expect("postgres group");
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown temp dir");
@@ -204,16 +211,163 @@ impl Drop for TestDb {
     }
 }
 
-/// An engine against the simulator at `tmdb_url`/`export_url` with test-friendly backoff.
-pub fn engine(store: Store, sim: &tmdbsync::sim::SimHandle, rps: u32) -> Engine {
+/// The tmdbsync binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
+
+/// The simulator with `movies` movies (none adult) generated from `seed`, on a free local port.
+pub async fn start_sim(movies: u64, seed: u64) -> SimHandle {
+    spawn_sim(sim_config(movies, seed)).await
+}
+
+/// The simulator with `config` on a free local port.
+pub async fn spawn_sim(config: SimConfig) -> SimHandle {
+    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator")
+}
+
+/// A local TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// Bulk options for a run over the next `pages_per_run` open pages.
+pub fn pages(pages_per_run: i32) -> BulkOptions {
+    BulkOptions {
+        pages: None,
+        pages_per_run,
+        shard: None,
+        refetch: false,
+    }
+}
+
+/// Bulk options for a run over every open page.
+pub const ALL_PAGES: BulkOptions = BulkOptions {
+    pages: None,
+    pages_per_run: 100_000,
+    shard: None,
+    refetch: false,
+};
+
+/// What an engine test runs against: a private Postgres with a migrated store, the simulator and an
+/// engine against both.
+/// Dropping it stops the simulator and the database server: keep it for the whole test and borrow
+/// its [`parts`](EngineSetup::parts).
+pub struct EngineSetup {
+    /// The engine (the simulator's TMDb and export, test-friendly backoff).
+    pub engine: Engine,
+    /// The engine's store.
+    pub store: Store,
+    /// The simulator.
+    pub sim: SimHandle,
+    /// The database server (stopped when dropped).
+    pub db: TestDb,
+}
+
+impl EngineSetup {
+    /// Postgres, the simulator with `config`, and an engine allowed `rps` requests a second.
+    pub async fn start(config: SimConfig, rps: u32) -> EngineSetup {
+        let db = TestDb::start();
+        let store = db.store().await;
+        let sim = spawn_sim(config).await;
+        let engine = engine(store.clone(), &sim, rps);
+        EngineSetup {
+            engine,
+            store,
+            sim,
+            db,
+        }
+    }
+
+    /// The engine, its store and the simulator.
+    pub fn parts(&self) -> (&Engine, &Store, &SimHandle) {
+        (&self.engine, &self.store, &self.sim)
+    }
+
+    /// [`start`](EngineSetup::start), then the whole catalog imported ([`import_all`]).
+    pub async fn imported(config: SimConfig, rps: u32) -> EngineSetup {
+        let setup = EngineSetup::start(config, rps).await;
+        import_all(&setup.engine).await;
+        setup
+    }
+}
+
+/// `movies` simulated movies (none adult) generated from `seed`; the other settings as default.
+pub fn sim_config(movies: u64, seed: u64) -> SimConfig {
+    SimConfig {
+        movies,
+        seed,
+        ..Default::default()
+    }
+}
+
+/// The prelude of engine tests: a Catalog run, then one Bulk run over every page; both must succeed.
+pub async fn import_all(engine: &Engine) {
+    let label = RunLabel::default();
+    let c = catalog::run(engine, &label).await.expect("catalog run");
+    assert!(c.succeeded, "{}", c.message);
+    let b = bulk::run(engine, ALL_PAGES, &label)
+        .await
+        .expect("bulk run");
+    assert!(b.succeeded, "{}", b.message);
+}
+
+/// The one `bigint` a query returns.
+pub async fn scalar(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// The stored title of movie `id`.
+pub async fn stored_title(store: &Store, id: i64) -> String {
+    sqlx::query_scalar("SELECT title FROM movies WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// The ids of a JSON array of numbers.
+pub fn ids(v: &Value) -> BTreeSet<i64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_i64().expect("id"))
+        .collect()
+}
+
+/// Runs a command off the async runtime and returns its output.
+pub async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run tmdbsync"))
+        .await
+        .unwrap()
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// An engine against the simulator, allowed `rps` requests a second, with test-friendly backoff.
+pub fn engine(store: Store, sim: &SimHandle, rps: u32) -> Engine {
     let mut config = TmdbConfig::new(sim.tmdb_url(), ApiKey::new("test-key"));
     config.requests_per_second = rps;
     config.backoff_base = Duration::from_millis(50);
     config.timeout = Duration::from_secs(5);
+    engine_with(store, config, &sim.export_url())
+}
+
+/// An engine with the TMDb client `config` and the daily export at `export_url`.
+pub fn engine_with(store: Store, config: TmdbConfig, export_url: &str) -> Engine {
     Engine {
         store,
         tmdb: TmdbClient::new(config).expect("client"),
-        export_url: sim.export_url(),
+        export_url: export_url.to_string(),
         include_adult: false,
         concurrency: 20,
         progress: Progress::lines(),
@@ -222,30 +376,21 @@ pub fn engine(store: Store, sim: &tmdbsync::sim::SimHandle, rps: u32) -> Engine 
 }
 
 /// GET a simulator control endpoint as JSON.
-pub async fn sim_get(sim: &tmdbsync::sim::SimHandle, path: &str) -> serde_json::Value {
-    tmdbsync::http_client_builder()
-        .build()
-        .unwrap()
-        .get(format!("{}{path}", sim.base_url()))
-        .send()
-        .await
-        .expect("sim request")
-        .json()
-        .await
-        .expect("sim json")
+pub async fn sim_get(sim: &SimHandle, path: &str) -> Value {
+    sim_json(http().get(format!("{}{path}", sim.base_url()))).await
 }
 
 /// POST to a simulator control endpoint with a JSON body.
-pub async fn sim_post(
-    sim: &tmdbsync::sim::SimHandle,
-    path: &str,
-    body: serde_json::Value,
-) -> serde_json::Value {
-    tmdbsync::http_client_builder()
-        .build()
-        .unwrap()
-        .post(format!("{}{path}", sim.base_url()))
-        .json(&body)
+pub async fn sim_post(sim: &SimHandle, path: &str, body: Value) -> Value {
+    sim_json(http().post(format!("{}{path}", sim.base_url())).json(&body)).await
+}
+
+fn http() -> reqwest::Client {
+    tmdbsync::http_client_builder().build().unwrap()
+}
+
+async fn sim_json(request: reqwest::RequestBuilder) -> Value {
+    request
         .send()
         .await
         .expect("sim request")

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tmdbsync::testenv::node_agent::{self, AgentConfig, ApiServer, ImageMap};
+use tmdbsync_testenv::node_agent::{self, AgentConfig, ApiServer, ImageMap};
 use tokio_util::sync::CancellationToken;
 
 /// Registers a Node and runs the pods bound to it as local processes.

@@ -94,24 +94,12 @@ pub fn resolve_env(
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.as_deref().unwrap_or("");
         if let Some(r) = &from.secret_ref {
-            match sources.secrets.get(&r.name) {
-                Some(data) => env.extend(
-                    data.iter()
-                        .map(|(k, v)| (format!("{prefix}{k}"), v.clone())),
-                ),
-                None if r.optional == Some(true) => {}
-                None => return Err(config_err(format!("secret \"{}\" not found", r.name))),
-            }
+            let data = all_keys(&sources.secrets, "secret", &r.name, r.optional)?;
+            env.extend(data.map(|(k, v)| (format!("{prefix}{k}"), v.clone())));
         }
         if let Some(r) = &from.config_map_ref {
-            match sources.config_maps.get(&r.name) {
-                Some(data) => env.extend(
-                    data.iter()
-                        .map(|(k, v)| (format!("{prefix}{k}"), v.clone())),
-                ),
-                None if r.optional == Some(true) => {}
-                None => return Err(config_err(format!("configmap \"{}\" not found", r.name))),
-            }
+            let data = all_keys(&sources.config_maps, "configmap", &r.name, r.optional)?;
+            env.extend(data.map(|(k, v)| (format!("{prefix}{k}"), v.clone())));
         }
     }
     for var in container.env.iter().flatten() {
@@ -154,6 +142,21 @@ pub fn resolve_env(
 
 fn config_err(msg: String) -> AgentError {
     AgentError::ContainerConfig(msg)
+}
+
+/// Every key of `what` (secret or configmap) `name` for `envFrom`: none when it is missing and
+/// `optional`, else an error.
+fn all_keys<'a>(
+    maps: &'a BTreeMap<String, BTreeMap<String, String>>,
+    what: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<impl Iterator<Item = (&'a String, &'a String)>, AgentError> {
+    match maps.get(name) {
+        Some(data) => Ok(data.iter()),
+        None if optional == Some(true) => Ok(Default::default()),
+        None => Err(config_err(format!("{what} \"{name}\" not found"))),
+    }
 }
 
 fn key_ref(
