@@ -45,6 +45,11 @@ pub enum ExitCode {
     /// password, missing privileges, not a tmdbsync database, schema not migrated, empty catalog
     /// for bulk, bad range, an API root that is not TMDb's).
     Config = 4,
+    /// `tmdbsync run` completed, but some movies still failed after every try (rows in
+    /// `sync_errors`; their pages stay open and the delta watermark holds, so the next run retries
+    /// them). Not fatal. Job workers exit 0 instead: a failed pod would be retried or fail the Job,
+    /// and the run did complete (its SyncRun shows the errors).
+    CompletedWithErrors = 5,
 }
 
 impl From<&stage::StageError> for ExitCode {

@@ -536,6 +536,7 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         refresh_stale: a.refresh_stale,
     };
     let mut all_ok = true;
+    let mut unresolved = 0i64;
     for plan in &a.stages.0 {
         let (stage, stages) = match plan {
             StagePlan::Tmdb(t) => (*t, Vec::new()),
@@ -549,6 +550,7 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(report) => {
                 eprintln!("tmdbsync: {stage}: {}", report.message);
                 all_ok &= report.succeeded;
+                unresolved += i64::from(report.counters.errors);
             }
             Err(e) => {
                 return Ok(fail((
@@ -558,10 +560,16 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if all_ok {
-        ExitCode::Success
-    } else {
+    Ok(if !all_ok {
         ExitCode::Retryable
+    } else if unresolved > 0 {
+        eprintln!(
+            "tmdbsync: completed with {unresolved} unresolved errors (movies still failing after \
+             every try, listed in sync_errors); the next run retries them (exit code 5)"
+        );
+        ExitCode::CompletedWithErrors
+    } else {
+        ExitCode::Success
     })
 }
 
@@ -602,6 +610,8 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
     match run_stage(&engine, a.stage, &label, bulk, delta, &enrich).await {
         Ok(report) => {
             eprintln!("tmdbsync: {}: {}", a.stage, report.message);
+            // Movies still failing do not fail the pod: the run completed (exit code 5 is
+            // `tmdbsync run`'s; a failed pod would be retried or fail the Job).
             Ok(if report.succeeded {
                 ExitCode::Success
             } else {

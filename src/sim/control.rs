@@ -63,16 +63,16 @@ pub async fn set_faults(State(sim): State<AppState>, body: Bytes) -> Response {
     }
 }
 
-/// `GET /__sim/stats[?ids=true]`.
+/// `GET /__sim/stats[?ids=true][&seconds=true]`.
 pub async fn stats(State(sim): State<AppState>, Query(q): Query<Params>) -> Response {
-    let ids = q.get("ids").is_some_and(|v| v == "true" || v == "1");
-    Json(lock(&sim.stats).to_json(ids)).into_response()
+    let flag = |name: &str| q.get(name).is_some_and(|v| v == "true" || v == "1");
+    Json(lock(&sim.stats).to_json(flag("ids"), flag("seconds"))).into_response()
 }
 
 /// `POST /__sim/stats/reset`.
 pub async fn reset_stats(State(sim): State<AppState>) -> Response {
     *lock(&sim.stats) = Stats::default();
-    Json(lock(&sim.stats).to_json(false)).into_response()
+    Json(lock(&sim.stats).to_json(false, false)).into_response()
 }
 
 /// `GET /__sim/clock`: the simulated date.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Fault settings, changeable at run time via `POST /__sim/faults`.
 #[derive(Clone, Debug, Serialize)]
@@ -230,13 +230,39 @@ pub struct Stats {
     pub max_per_second: u64,
     /// Ids of detail requests answered 200.
     pub details_ids: HashSet<u32>,
+    /// Detail requests received per id, whatever the answer (429s and faults included).
+    pub details_requests: HashMap<u32, u32>,
+    /// `/3/` requests received per unix second (429s included), the last [`SECONDS_KEPT`].
+    pub per_second: VecDeque<(u64, u64)>,
     /// Glitched details bodies and export lines served.
     pub glitches: GlitchCounts,
 }
 
+/// Seconds of per-second request counts kept.
+pub const SECONDS_KEPT: usize = 3600;
+
 impl Stats {
-    /// The stats JSON (with the sorted id list if `ids`).
-    pub fn to_json(&self, ids: bool) -> Value {
+    /// Counts a `/3/` request received in unix second `second` (the `nth` of that second), for
+    /// detail id `detail` if it asks for one: the per-second and per-id counts.
+    pub fn count_request(&mut self, second: u64, nth: u64, detail: Option<u32>) {
+        self.max_per_second = self.max_per_second.max(nth);
+        match self.per_second.back_mut() {
+            Some((s, n)) if *s == second => *n = (*n).max(nth),
+            _ => {
+                self.per_second.push_back((second, nth));
+                if self.per_second.len() > SECONDS_KEPT {
+                    self.per_second.pop_front();
+                }
+            }
+        }
+        if let Some(id) = detail {
+            *self.details_requests.entry(id).or_default() += 1;
+        }
+    }
+
+    /// The stats JSON (with the sorted id list and requests per id if `ids`, and the requests
+    /// of each recent second if `seconds`).
+    pub fn to_json(&self, ids: bool, seconds: bool) -> Value {
         let mut v = json!({
             "requests": {"details": self.details, "changes": self.changes, "discover": self.discover,
                 "export": self.export, "omdb": self.omdb, "latest": self.latest, "configuration": self.configuration},
@@ -250,6 +276,16 @@ impl Stats {
             let mut list: Vec<u32> = self.details_ids.iter().copied().collect();
             list.sort_unstable();
             v["details_ids"] = json!(list);
+            let by_id: std::collections::BTreeMap<String, u32> = self
+                .details_requests
+                .iter()
+                .map(|(id, n)| (id.to_string(), *n))
+                .collect();
+            v["details_requests_by_id"] = json!(by_id);
+        }
+        if seconds {
+            let list: Vec<[u64; 2]> = self.per_second.iter().map(|(s, n)| [*s, *n]).collect();
+            v["requests_per_second"] = json!(list);
         }
         v
     }

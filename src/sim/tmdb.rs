@@ -126,9 +126,14 @@ pub async fn handle(
         .map_or(0, |d| d.as_secs());
     let count = lock(&sim.windows).hit(now);
     let faults = sim.faults();
+    let ep = classify(&path);
     {
         let mut st = lock(&sim.stats);
-        st.max_per_second = st.max_per_second.max(count);
+        let detail = match &ep {
+            Endpoint::Details(id) => id.parse::<u32>().ok(),
+            _ => None,
+        };
+        st.count_request(now, count, detail);
         if faults.rps.is_some_and(|rps| count > rps as u64) {
             st.rate_limited += 1;
             return too_many(faults.retry_after);
@@ -141,7 +146,6 @@ pub async fn handle(
             "Invalid API key: You must be granted a valid key.",
         );
     }
-    let ep = classify(&path);
     {
         let mut st = lock(&sim.stats);
         match &ep {

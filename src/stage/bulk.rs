@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::fetch::{FetchEvent, FetchOutcome, fetch_movies};
+use super::fetch::{FetchEvent, FetchOutcome, fetch_movies, still_failing_note};
 use super::writer::{Batch, Writer};
 use super::{Closing, Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
@@ -93,6 +93,7 @@ fn closing(range: Option<PageRange>, total: i32) -> Closing {
             }
             None => format!("all {total} catalog pages are done: {counts}"),
         };
+        message.push_str(&still_failing_note(c.errors));
         if t.failed_pages > 0 {
             message.push_str(&format!(
                 "; {} pages keep failed movies for the next run",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
-use super::fetch::{FetchEvent, FetchOutcome, fetch_movies};
+use super::fetch::{FetchEvent, FetchOutcome, fetch_movies, still_failing_note};
 use super::writer::{Batch, Writer};
 use super::{Closing, Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
@@ -112,6 +112,7 @@ async fn apply_windows(
                 "changes {span}: {listed} ids listed, {} imported, {} updated, {} deleted, {} skipped, {} errors",
                 c.movies_imported, c.movies_updated, c.movies_deleted, c.movies_skipped, c.errors
             );
+            message.push_str(&still_failing_note(c.errors));
             if let Some(day) = held_at {
                 message.push_str(&format!(
                     "; watermark held before {day} for the next run to retry"

@@ -17,7 +17,7 @@ pub enum FetchOutcome {
     Fetched(Box<FetchedMovie>),
     /// TMDb answered 404: the movie is gone.
     NotFound,
-    /// Every try failed; `attempts` requests were made.
+    /// Every try failed; `attempts` requests were made for the id (both passes, 429s included).
     Failed { error: TmdbError, attempts: u32 },
 }
 
@@ -52,8 +52,8 @@ where
 {
     let (tx, rx) = mpsc::channel(concurrency.max(1) * 4);
     tokio::spawn(async move {
-        let per_pass = client.max_attempts();
-        let mut work = items;
+        // (tag, id, requests made for it in earlier passes)
+        let mut work: Vec<(T, i64, u32)> = items.into_iter().map(|(t, id)| (t, id, 0)).collect();
         for pass in 1..=2u32 {
             if work.is_empty() {
                 break;
@@ -66,13 +66,16 @@ where
                 tokio::time::sleep(SECOND_PASS_DELAY).await;
             }
             let mut results = futures::stream::iter(work)
-                .map(|(tag, id)| {
+                .map(|(tag, id, before)| {
                     let client = client.clone();
-                    async move { (tag, id, client.movie(id).await) }
+                    async move {
+                        let (result, requests) = client.movie_counted(id).await;
+                        (tag, id, result, before + requests)
+                    }
                 })
                 .buffer_unordered(concurrency.max(1));
             let mut again = Vec::new();
-            while let Some((tag, id, result)) = results.next().await {
+            while let Some((tag, id, result, requests)) = results.next().await {
                 let outcome = match result {
                     Ok(movie) => FetchOutcome::Fetched(Box::new(movie)),
                     Err(TmdbError::NotFound { .. }) => FetchOutcome::NotFound,
@@ -81,12 +84,16 @@ where
                         return;
                     }
                     Err(e) if pass == 1 && worth_another_pass(&e) => {
-                        again.push((tag, id));
+                        again.push((tag, id, requests));
                         continue;
                     }
+                    Err(TmdbError::RateLimited { .. }) => FetchOutcome::Failed {
+                        error: TmdbError::RateLimited { attempts: requests },
+                        attempts: requests,
+                    },
                     Err(error) => FetchOutcome::Failed {
                         error,
-                        attempts: per_pass * pass,
+                        attempts: requests,
                     },
                 };
                 if tx
@@ -101,6 +108,16 @@ where
         }
     });
     rx
+}
+
+/// The run message's note on errors left at the end of a run: movies that failed every try of
+/// both passes (or that the database refused) and that the next run retries. Empty without any.
+pub fn still_failing_note(errors: i32) -> String {
+    match errors {
+        0 => String::new(),
+        1 => "; 1 movie still failing (the next run retries it)".into(),
+        n => format!("; {n} movies still failing (the next run retries them)"),
+    }
 }
 
 /// A 4xx other than 404/429 will not change on a second pass; everything else may.

@@ -1,20 +1,19 @@
-//! The TMDb HTTP client: one `reqwest` connection pool with a cap on open connections, a `governor`
-//! rate limit, and the retry policy of the design (Retry-After on 429, exponential backoff with
-//! jitter on 5xx/timeouts/resets, 401 fatal, 404 = not found).
+//! The TMDb HTTP client: one `reqwest` connection pool with a cap on open connections, an adaptive
+//! request pacer (see [`super::pacer`]), and the retry policy of the design (Retry-After on 429,
+//! exponential backoff with jitter on 5xx/timeouts/resets, 401 fatal, 404 = not found).
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::models::{ApiErrorBody, ChangesPage, DiscoverPage, MovieDetails};
+use super::pacer::Pacer;
 use super::{ApiKey, ServerClock, TmdbError, lenient};
 
 /// The appends one details request asks for: everything the store needs in one call.
@@ -38,7 +37,8 @@ pub struct TmdbConfig {
     pub base_url: String,
     /// A v3 key (sent as `api_key`) or a v4 read token (sent as a Bearer header).
     pub api_key: ApiKey,
-    /// Requests per second this client may make.
+    /// Requests per second this client may make (the budget): never more in any second, fewer
+    /// while TMDb answers 429.
     pub requests_per_second: u32,
     /// Most connections open at once (TMDb allows about 20 per IP).
     pub max_connections: usize,
@@ -54,7 +54,7 @@ pub struct TmdbConfig {
     pub export_timeout: Duration,
     /// Tries for a retryable failure (5xx, timeout, reset, malformed body) before giving up.
     pub max_attempts: u32,
-    /// Tries for a 429 before giving up; each waits as TMDb asks.
+    /// Tries for a 429 before giving up; each waits as TMDb asks, and the whole client slows down.
     pub max_rate_limited_attempts: u32,
     /// First backoff delay; doubled each retry, with ±50 % jitter.
     pub backoff_base: Duration,
@@ -175,13 +175,14 @@ impl FetchedMovie {
     }
 }
 
-/// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget and the pool.
+/// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget, the adaptive
+/// rate, a `Retry-After` pause and the pool.
 #[derive(Clone)]
 pub struct TmdbClient {
     api: reqwest::Client,
     download: reqwest::Client,
     config: Arc<TmdbConfig>,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    pacer: Arc<Pacer>,
     connections: Arc<Semaphore>,
     clock: Arc<ServerClock>,
     stats: Arc<RequestStats>,
@@ -190,6 +191,7 @@ pub struct TmdbClient {
 enum Attempt<T> {
     Done(T),
     Retry(TmdbError, Option<Duration>),
+    /// A 429, with its `Retry-After` (already imposed on every request of the client).
     RateLimited(Option<Duration>),
 }
 
@@ -211,16 +213,12 @@ impl TmdbClient {
             .timeout(config.export_timeout)
             .build()
             .map_err(build_error)?;
-        let rps = NonZeroU32::new(config.requests_per_second.max(1)).expect("non-zero");
-        // A small burst keeps any one wall-clock second under budget + burst.
-        let burst = NonZeroU32::new((config.requests_per_second / 8).max(1)).expect("non-zero");
-        let limiter = RateLimiter::direct(Quota::per_second(rps).allow_burst(burst));
         Ok(TmdbClient {
             api,
             download,
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            pacer: Arc::new(Pacer::new(config.requests_per_second)),
             config: Arc::new(config),
-            limiter: Arc::new(limiter),
             clock: Arc::new(ServerClock::default()),
             stats: Arc::new(RequestStats::default()),
         })
@@ -234,6 +232,12 @@ impl TmdbClient {
     /// Response counters.
     pub fn stats(&self) -> &RequestStats {
         &self.stats
+    }
+
+    /// The request rate allowed now, in requests per second: the budget, or less while TMDb
+    /// answers 429 (see [`super::pacer::AdaptiveRate`]).
+    pub fn allowed_rate(&self) -> f64 {
+        self.pacer.rate()
     }
 
     /// The HTTP client of the export download (its connect, idle and overall timeouts).
@@ -270,21 +274,29 @@ impl TmdbClient {
 
     /// `GET /movie/{id}` with every append the store needs.
     pub async fn movie(&self, id: i64) -> Result<FetchedMovie, TmdbError> {
+        self.movie_counted(id).await.0
+    }
+
+    /// [`TmdbClient::movie`], with the number of requests it made (every try, 429s included).
+    pub async fn movie_counted(&self, id: i64) -> (Result<FetchedMovie, TmdbError>, u32) {
         let mut query = vec![("append_to_response", DETAIL_APPENDS.to_string())];
         if let Some(lang) = &self.config.language {
             query.push(("language", lang.clone()));
         }
-        let movie = self
-            .get_decoded(&format!("/movie/{id}"), &query, FetchedMovie::from_body)
-            .await?;
-        let details = &movie.details;
-        if details.id != id {
-            return Err(TmdbError::Malformed(format!(
-                "asked for movie {id}, got {}",
-                details.id
-            )));
-        }
-        Ok(movie)
+        let (movie, requests) = self
+            .get_counted(&format!("/movie/{id}"), &query, FetchedMovie::from_body)
+            .await;
+        let result = movie.and_then(|movie| {
+            if movie.details.id == id {
+                Ok(movie)
+            } else {
+                Err(TmdbError::Malformed(format!(
+                    "asked for movie {id}, got {}",
+                    movie.details.id
+                )))
+            }
+        });
+        (result, requests)
     }
 
     /// One page of `GET /movie/changes` for `[start, end]` (at most 14 days apart).
@@ -327,15 +339,28 @@ impl TmdbClient {
         query: &[(&str, String)],
         decode: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, TmdbError> {
+        self.get_counted(path, query, decode).await.0
+    }
+
+    /// [`TmdbClient::get_decoded`], with the number of requests it made. Retryable failures and
+    /// 429s have separate try limits; a [`TmdbError::RateLimited`] counts every request made.
+    async fn get_counted<T>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> (Result<T, TmdbError>, u32) {
+        let mut requests = 0u32;
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         loop {
+            requests += 1;
             let wait = match self.attempt(path, query, &decode).await {
-                Attempt::Done(result) => return result,
+                Attempt::Done(result) => return (result, requests),
                 Attempt::Retry(err, wait) => {
                     failures += 1;
                     if failures >= self.config.max_attempts {
-                        return Err(err);
+                        return (Err(err), requests);
                     }
                     tracing::debug!(path, attempt = failures, error = %err, "retrying TMDb request");
                     wait.unwrap_or_else(|| self.backoff(failures))
@@ -343,11 +368,14 @@ impl TmdbClient {
                 Attempt::RateLimited(retry_after) => {
                     rate_limited += 1;
                     if rate_limited >= self.config.max_rate_limited_attempts {
-                        return Err(TmdbError::RateLimited {
-                            attempts: rate_limited,
-                        });
+                        return (Err(TmdbError::RateLimited { attempts: requests }), requests);
                     }
-                    retry_after.unwrap_or_else(|| self.backoff(rate_limited))
+                    // A Retry-After already holds every request in the pacer; without one, this
+                    // request backs off on its own (the pacer has slowed everyone down).
+                    match retry_after {
+                        Some(_) => Duration::ZERO,
+                        None => self.backoff(rate_limited),
+                    }
                 }
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -361,8 +389,10 @@ impl TmdbClient {
         query: &[(&str, String)],
         decode: &impl Fn(&[u8]) -> Result<T, String>,
     ) -> Attempt<Result<T, TmdbError>> {
-        self.limiter.until_ready().await;
+        // The connection first, then the slot: a granted request is sent at once, so the
+        // pacer's spacing is what TMDb sees.
         let _permit = self.connections.acquire().await.expect("semaphore open");
+        let granted = self.pacer.acquire().await;
         let mut request = self
             .api
             .get(format!("{}{}", self.config.base_url, path))
@@ -427,6 +457,7 @@ impl TmdbClient {
             }
             StatusCode::TOO_MANY_REQUESTS => {
                 counter(&self.stats.rate_limited);
+                self.pacer.rate_limited(granted, retry_after);
                 Attempt::RateLimited(retry_after)
             }
             s if s.is_server_error() => {

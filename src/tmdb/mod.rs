@@ -5,6 +5,7 @@ pub mod clock;
 pub mod export;
 pub mod lenient;
 pub mod models;
+pub mod pacer;
 
 pub use client::{TmdbClient, TmdbConfig};
 pub use clock::ServerClock;

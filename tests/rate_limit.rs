@@ -1,0 +1,241 @@
+//! The client's rate against a rate-limiting TMDb (the simulator, counting on its side): under a
+//! server limit far below the budget the client slows down to it and every movie is stored with
+//! few 429s; at the budget no wall-clock second carries more than the budget, from the first; a
+//! run whose movies keep failing completes with exit code 5 and counts every request it made.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use support::{TestDb, engine, sim_get, sim_post};
+use tmdbsync::sim::{self, SimConfig, SimHandle};
+use tmdbsync::stage::bulk::{self, BulkOptions};
+use tmdbsync::stage::{Engine, RunLabel, catalog};
+use tmdbsync::store::Store;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
+
+const ALL_PAGES: BulkOptions = BulkOptions {
+    pages: None,
+    pages_per_run: 100_000,
+    shard: None,
+    refetch: false,
+};
+
+async fn start_sim(movies: u64) -> SimHandle {
+    let config = SimConfig {
+        movies,
+        seed: 17,
+        ..Default::default()
+    };
+    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator")
+}
+
+async fn live_ids(sim: &SimHandle) -> BTreeSet<i64> {
+    let truth = sim_get(sim, "/__sim/catalog").await;
+    truth["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["adult"] == json!(false))
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn stored_ids(store: &Store) -> BTreeSet<i64> {
+    let v: Vec<i64> = sqlx::query_scalar("SELECT id FROM movies WHERE deleted_at IS NULL")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    v.into_iter().collect()
+}
+
+async fn load_catalog(engine: &Engine) {
+    let c = catalog::run(engine, &RunLabel::default()).await.unwrap();
+    assert!(c.succeeded, "{}", c.message);
+}
+
+/// `/3/` requests the simulator received per unix second, in order.
+fn per_second(stats: &Value) -> Vec<(u64, u64)> {
+    stats["requests_per_second"]
+        .as_array()
+        .expect("requests_per_second")
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+        .collect()
+}
+
+fn total_requests(stats: &Value) -> u64 {
+    let r = &stats["requests"];
+    ["details", "changes", "discover", "latest", "configuration"]
+        .iter()
+        .map(|k| r[*k].as_u64().unwrap())
+        .sum::<u64>()
+        + stats["rate_limited"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_allowing_5_per_second_slows_a_budget_of_40_to_it_and_every_movie_is_stored() {
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = start_sim(200).await;
+    let engine = engine(store.clone(), &sim, 40);
+    load_catalog(&engine).await;
+    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+    sim_post(&sim, "/__sim/faults", json!({"rps": 5})).await;
+
+    let started = Instant::now();
+    let report = bulk::run(&engine, ALL_PAGES, &RunLabel::default())
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(report.succeeded, "{}", report.message);
+    assert_eq!(report.counters.errors, 0, "{}", report.message);
+    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+
+    let stats = sim_get(&sim, "/__sim/stats?seconds=true").await;
+    let total = total_requests(&stats);
+    let limited = stats["rate_limited"].as_u64().unwrap();
+    let share = limited as f64 / total as f64;
+    let seconds = per_second(&stats);
+    eprintln!(
+        "5 rps server: {total} requests, {limited} answered 429 ({:.1} %), {elapsed:?}, client rate \
+         now {:.2}; per second: {:?}",
+        share * 100.0,
+        engine.tmdb.allowed_rate(),
+        seconds.iter().map(|s| s.1).collect::<Vec<_>>()
+    );
+    assert!(share < 0.05, "{limited} of {total} requests answered 429");
+    // Settled near 5: after the first seconds the client used the server's allowance (full
+    // seconds only, the last one is partial) without sending much beyond it.
+    let steady: Vec<u64> = seconds[5..seconds.len() - 1].iter().map(|s| s.1).collect();
+    let mean = steady.iter().sum::<u64>() as f64 / steady.len() as f64;
+    assert!(
+        (3.5..=5.5).contains(&mean),
+        "mean requests per second after the start: {mean:.2}"
+    );
+    let rate = engine.tmdb.allowed_rate();
+    assert!((2.0..=6.5).contains(&rate), "allowed rate {rate:.2}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_server_limit_no_wall_clock_second_carries_more_than_the_budget_from_the_first() {
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = start_sim(400).await;
+    let engine = engine(store.clone(), &sim, 40);
+    load_catalog(&engine).await;
+    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+    sim_post(&sim, "/__sim/faults", json!({"rps": 40})).await;
+
+    let report = bulk::run(&engine, ALL_PAGES, &RunLabel::default())
+        .await
+        .unwrap();
+    assert!(report.succeeded, "{}", report.message);
+    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+
+    let stats = sim_get(&sim, "/__sim/stats?seconds=true").await;
+    let seconds = per_second(&stats);
+    eprintln!(
+        "40 rps server, budget 40: per second {:?}, 429s {}",
+        seconds.iter().map(|s| s.1).collect::<Vec<_>>(),
+        stats["rate_limited"]
+    );
+    assert!(
+        stats["max_requests_in_any_second"].as_u64().unwrap() <= 40,
+        "{stats}"
+    );
+    assert_eq!(stats["rate_limited"], json!(0), "{stats}");
+    // And the budget is used: every full second but the first and the last carries at least 36.
+    for (second, n) in &seconds[1..seconds.len() - 1] {
+        assert!(*n >= 36, "second {second} carried only {n}: {seconds:?}");
+    }
+}
+
+fn run_cmd(db: &TestDb, sim: &SimHandle, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .args(["--database-url", &db.url])
+        .args(["--tmdb-url", &sim.tmdb_url()])
+        .args(["--export-url", &sim.export_url()])
+        .args(extra)
+        .env("TMDB_API_KEY", "test-key")
+        .env("TMDBSYNC_LOG_FORMAT", "text")
+        .env_remove("DATABASE_URL");
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run tmdbsync"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn movies_failing_every_try_end_the_run_completed_with_errors_and_count_each_request() {
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = start_sim(8).await;
+    let out = output(run_cmd(&db, &sim, &["--stages", "catalog"])).await;
+    assert_eq!(out.status.code(), Some(0));
+    // The first four ids the bulk run asks for answer 500 on every try, and the server allows 2
+    // requests a second against a budget of 40: its first 429 falls on one of them (the third
+    // request of a second is one of the first four ids, however the seconds fall).
+    let failing: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM catalog_ids ORDER BY ordinal LIMIT 4")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+    sim_post(&sim, "/__sim/faults", json!({"fail_ids": failing, "rps": 2})).await;
+
+    let out = output(run_cmd(&db, &sim, &["--stages", "bulk", "--rps", "40"])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("completed with 4 unresolved errors"),
+        "{stderr}"
+    );
+    let (status, message): (String, String) =
+        sqlx::query_as("SELECT status, message FROM sync_runs WHERE run_type = 'bulk'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "completed");
+    assert!(message.contains("4 movies still failing"), "{message}");
+
+    let stats = sim_get(&sim, "/__sim/stats?ids=true").await;
+    let asked: BTreeMap<String, u64> =
+        serde_json::from_value(stats["details_requests_by_id"].clone()).unwrap();
+    let rows: Vec<(i64, i32, String)> =
+        sqlx::query_as("SELECT movie_id, attempts, message FROM sync_errors")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let mut recorded: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    recorded.sort_unstable();
+    let mut expected = failing.clone();
+    expected.sort_unstable();
+    assert_eq!(recorded, expected, "one error row per failing id");
+    for (id, attempts, message) in &rows {
+        let requests = asked[&id.to_string()];
+        eprintln!("movie {id}: {attempts} attempts recorded, {requests} requests received: {message}");
+        assert_eq!(*attempts as u64, requests, "movie {id}: {message}");
+        assert!(*attempts >= 6, "two passes of three tries: {attempts}");
+    }
+    let attempts: i32 = rows.iter().map(|r| r.1).sum();
+    assert!(
+        attempts > 6 * 4,
+        "the 429 tries are counted too: {attempts} attempts, {} answered 429",
+        stats["rate_limited"]
+    );
+    // Every other movie is stored.
+    let stored = stored_ids(&store).await;
+    let live = live_ids(&sim).await;
+    assert_eq!(stored.len() + failing.len(), live.len());
+}
