@@ -57,6 +57,7 @@ fn engine_at(store: &Store, tmdb_url: &str, export_url: &str) -> Engine {
         concurrency: 20,
         progress: Progress::lines(),
         marks: Default::default(),
+        runs: Default::default(),
     }
 }
 
