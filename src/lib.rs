@@ -61,7 +61,9 @@ impl From<&stage::StageError> for ExitCode {
             stage::StageError::Config(_) => ExitCode::Config,
             stage::StageError::Store(e) if e.is_config() => ExitCode::Config,
             stage::StageError::Tmdb(e) if e.is_config() => ExitCode::Config,
-            stage::StageError::Tmdb(_) | stage::StageError::Store(_) => ExitCode::Retryable,
+            stage::StageError::Tmdb(_)
+            | stage::StageError::Store(_)
+            | stage::StageError::Busy(_) => ExitCode::Retryable,
         }
     }
 }

@@ -15,7 +15,7 @@ use tmdbsync::plan::health::SyncHealth;
 use tmdbsync::stage::bulk::BulkOptions;
 use tmdbsync::stage::delta::DeltaOptions;
 use tmdbsync::stage::enrich::EnrichOptions;
-use tmdbsync::stage::{Engine, Progress, RunLabel, StageError};
+use tmdbsync::stage::{Engine, Progress, RunControl, RunLabel, StageError};
 use tmdbsync::store::{Store, StoreError};
 use tmdbsync::tmdb::{ApiKey, TmdbClient, TmdbConfig};
 
@@ -124,6 +124,25 @@ struct EngineArgs {
     lookback_days: u32,
     #[command(flatten)]
     timeouts: TimeoutArgs,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Riding out faults (see docs/faults.md).
+#[derive(Args)]
+struct FaultArgs {
+    /// Seconds database work keeps retrying through an outage (restart, fail-over, lost
+    /// connection) before the run fails.
+    #[arg(long, env = "TMDBSYNC_DB_OUTAGE_SECS", default_value_t = tmdbsync::store::retry::DEFAULT_OUTAGE_TOLERANCE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    db_outage_secs: u64,
+    /// Seconds a run stays alive without a heartbeat (sent every quarter of it); a run whose
+    /// process died reads as failed after this long.
+    #[arg(long, env = "TMDBSYNC_RUN_LEASE_SECS", default_value_t = tmdbsync::stage::liveness::DEFAULT_RUN_LEASE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    run_lease_secs: u64,
+    /// Seconds a run waits while another run holds its stage of the database, before it exits
+    /// with code 1 (0: do not wait).
+    #[arg(long, env = "TMDBSYNC_STAGE_WAIT_SECS", default_value_t = tmdbsync::stage::liveness::DEFAULT_STAGE_WAIT.as_secs())]
+    stage_wait_secs: u64,
 }
 
 /// Network timeouts, in seconds (0 is refused: it cannot work).
@@ -441,7 +460,10 @@ async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
         export_idle_timeout,
         export_timeout,
     ] = a.timeouts.durations().map_err(fail)?;
-    let store = connect(&a.db).await.map_err(fail)?;
+    let store = connect(&a.db)
+        .await
+        .map_err(fail)?
+        .with_outage_tolerance(Duration::from_secs(a.faults.db_outage_secs));
     let mut config = TmdbConfig::new(&a.tmdb_url, key);
     config.requests_per_second = a.rps;
     config.max_connections = a.max_connections as usize;
@@ -460,7 +482,44 @@ async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
         concurrency: a.concurrency as usize,
         progress: Progress::auto(),
         marks: Default::default(),
+        runs: RunControl::new(
+            Duration::from_secs(a.faults.run_lease_secs),
+            Duration::from_secs(a.faults.stage_wait_secs),
+        ),
     })
+}
+
+/// Resolves on SIGTERM (a pod being stopped) or SIGINT (Ctrl-C), naming it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+/// Runs `work` unless a signal comes first; then the open run is recorded as interrupted and
+/// the process exits 1.
+async fn until_signal(
+    engine: &Engine,
+    work: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    tokio::select! {
+        code = work => code,
+        signal = shutdown_signal() => {
+            engine
+                .interrupt(&format!("interrupted: stopped by {signal} before it finished"))
+                .await;
+            fail((
+                ExitCode::Retryable,
+                format!("stopped by {signal}; the run is recorded as interrupted"),
+            ))
+        }
+    }
 }
 
 fn enrich_options(
@@ -535,42 +594,42 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         window: None,
         refresh_stale: a.refresh_stale,
     };
-    let mut all_ok = true;
-    let mut unresolved = 0i64;
-    for plan in &a.stages.0 {
-        let (stage, stages) = match plan {
-            StagePlan::Tmdb(t) => (*t, Vec::new()),
-            StagePlan::Enrich(s) => (RunType::Enrich, s.clone()),
-        };
-        let enrich = match enrich_options(&a.enrich, &a.engine.timeouts, stages) {
-            Ok(e) => e,
-            Err(code) => return Ok(code),
-        };
-        match run_stage(&engine, stage, &label, bulk, delta, &enrich).await {
-            Ok(report) => {
-                eprintln!("tmdbsync: {stage}: {}", report.message);
-                all_ok &= report.succeeded;
-                unresolved += i64::from(report.counters.errors);
-            }
-            Err(e) => {
-                return Ok(fail((
-                    ExitCode::from(&e),
-                    format!("{stage} stage failed: {e}"),
-                )));
+    let work = async {
+        let mut all_ok = true;
+        let mut unresolved = 0i64;
+        for plan in &a.stages.0 {
+            let (stage, stages) = match plan {
+                StagePlan::Tmdb(t) => (*t, Vec::new()),
+                StagePlan::Enrich(s) => (RunType::Enrich, s.clone()),
+            };
+            let enrich = match enrich_options(&a.enrich, &a.engine.timeouts, stages) {
+                Ok(e) => e,
+                Err(code) => return code,
+            };
+            match run_stage(&engine, stage, &label, bulk, delta, &enrich).await {
+                Ok(report) => {
+                    eprintln!("tmdbsync: {stage}: {}", report.message);
+                    all_ok &= report.succeeded;
+                    unresolved += i64::from(report.counters.errors);
+                }
+                Err(e) => {
+                    return fail((ExitCode::from(&e), format!("{stage} stage failed: {e}")));
+                }
             }
         }
-    }
-    Ok(if !all_ok {
-        ExitCode::Retryable
-    } else if unresolved > 0 {
-        eprintln!(
-            "tmdbsync: completed with {unresolved} unresolved errors (movies still failing after \
-             every try, listed in sync_errors); the next run retries them (exit code 5)"
-        );
-        ExitCode::CompletedWithErrors
-    } else {
-        ExitCode::Success
-    })
+        if !all_ok {
+            ExitCode::Retryable
+        } else if unresolved > 0 {
+            eprintln!(
+                "tmdbsync: completed with {unresolved} unresolved errors (movies still failing after \
+                 every try, listed in sync_errors); the next run retries them (exit code 5)"
+            );
+            ExitCode::CompletedWithErrors
+        } else {
+            ExitCode::Success
+        }
+    };
+    Ok(until_signal(&engine, work).await)
 }
 
 async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -607,22 +666,22 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     tracing::info!(run = %a.run_name, stage = %a.stage, shard = a.shard_index, shards = a.shards, "worker starting");
-    match run_stage(&engine, a.stage, &label, bulk, delta, &enrich).await {
-        Ok(report) => {
-            eprintln!("tmdbsync: {}: {}", a.stage, report.message);
-            // Movies still failing do not fail the pod: the run completed (exit code 5 is
-            // `tmdbsync run`'s; a failed pod would be retried or fail the Job).
-            Ok(if report.succeeded {
-                ExitCode::Success
-            } else {
-                ExitCode::Retryable
-            })
+    let work = async {
+        match run_stage(&engine, a.stage, &label, bulk, delta, &enrich).await {
+            Ok(report) => {
+                eprintln!("tmdbsync: {}: {}", a.stage, report.message);
+                // Movies still failing do not fail the pod: the run completed (exit code 5 is
+                // `tmdbsync run`'s; a failed pod would be retried or fail the Job).
+                if report.succeeded {
+                    ExitCode::Success
+                } else {
+                    ExitCode::Retryable
+                }
+            }
+            Err(e) => fail((ExitCode::from(&e), format!("{} stage failed: {e}", a.stage))),
         }
-        Err(e) => Ok(fail((
-            ExitCode::from(&e),
-            format!("{} stage failed: {e}", a.stage),
-        ))),
-    }
+    };
+    Ok(until_signal(&engine, work).await)
 }
 
 async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {

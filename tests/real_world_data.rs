@@ -704,29 +704,14 @@ async fn a_glitchy_catalog_imports_exactly_stored_plus_quarantined_plus_gone() {
 #[tokio::test]
 async fn a_delta_movie_the_database_refuses_holds_the_watermark_until_it_is_stored() {
     use std::collections::BTreeSet;
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = sim::spawn(
-        SimConfig {
-            movies: 400,
-            seed: 13,
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("simulator");
-    let engine = engine(store.clone(), &sim, 2000);
+    let setup = EngineSetup::start(sim_config(400, 13), 2000).await;
+    let (engine, store, sim) = setup.parts();
+    let store = store.clone();
     let label = RunLabel::default();
-    assert!(catalog::run(&engine, &label).await.unwrap().succeeded);
-    let all = BulkOptions {
-        pages: None,
-        pages_per_run: 1000,
-        shard: None,
-        refetch: false,
-    };
-    assert!(bulk::run(&engine, all, &label).await.unwrap().succeeded);
-    let advanced = support::sim_post(&sim, "/__sim/advance?days=2", json!({})).await;
+    assert!(catalog::run(engine, &label).await.unwrap().succeeded);
+    let all = pages(1000);
+    assert!(bulk::run(engine, all, &label).await.unwrap().succeeded);
+    let advanced = support::sim_post(sim, "/__sim/advance?days=2", json!({})).await;
     let changed: BTreeSet<i64> = advanced["changed"]
         .as_array()
         .unwrap()
@@ -749,7 +734,7 @@ async fn a_delta_movie_the_database_refuses_holds_the_watermark_until_it_is_stor
             .await
             .unwrap()
     };
-    let first = tmdbsync::stage::delta::run(&engine, Default::default(), &label)
+    let first = tmdbsync::stage::delta::run(engine, Default::default(), &label)
         .await
         .expect("the delta stage completes");
     assert!(first.succeeded, "{}", first.message);
@@ -771,7 +756,7 @@ async fn a_delta_movie_the_database_refuses_holds_the_watermark_until_it_is_stor
         .execute(store.pool())
         .await
         .unwrap();
-    let second = tmdbsync::stage::delta::run(&engine, Default::default(), &label)
+    let second = tmdbsync::stage::delta::run(engine, Default::default(), &label)
         .await
         .unwrap();
     assert!(

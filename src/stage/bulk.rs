@@ -50,7 +50,12 @@ pub async fn run(
         .check_credentials()
         .await
         .map_err(StageError::from_tmdb)?;
-    let total = total_pages(catalog::max_ordinal(&engine.store).await?);
+    let store = &engine.store;
+    let total = total_pages(
+        store
+            .retry("reading the catalog size", || catalog::max_ordinal(store))
+            .await?,
+    );
     if total == 0 {
         return Err(StageError::Config(
             "the catalog is empty: run the catalog stage first".into(),
@@ -59,7 +64,11 @@ pub async fn run(
     let range = match options.pages {
         Some(r) => Some(r),
         None => {
-            let first_open = pages::first_open_page(&engine.store, total).await?;
+            let first_open = store
+                .retry("finding the first open page", || {
+                    pages::first_open_page(store, total)
+                })
+                .await?;
             next_bulk_range(first_open, total, options.pages_per_run)
         }
     };
@@ -126,22 +135,35 @@ async fn import_range(
     refetch: bool,
 ) -> Result<(), StageError> {
     let (index, count) = shard.unwrap_or((0, 1));
+    let store = &engine.store;
     let done = if refetch {
         Default::default()
     } else {
-        pages::done_pages(&engine.store, range.from, range.to).await?
+        store
+            .retry("reading done pages", || {
+                pages::done_pages(store, range.from, range.to)
+            })
+            .await?
     };
     let todo: HashSet<i32> = range
         .shard(index, count)
         .filter(|p| !done.contains(p))
         .collect();
-    let entries = catalog::page_entries(&engine.store, range.from, range.to).await?;
+    let entries = store
+        .retry("reading catalog pages", || {
+            catalog::page_entries(store, range.from, range.to)
+        })
+        .await?;
     let candidates: Vec<i64> = entries
         .iter()
         .filter(|e| todo.contains(&e.page))
         .map(|e| e.id)
         .collect();
-    let stored = crate::store::movies::stored_ids(&engine.store, &candidates).await?;
+    let stored = store
+        .retry("reading stored ids", || {
+            crate::store::movies::stored_ids(store, &candidates)
+        })
+        .await?;
 
     let mut state: BTreeMap<i32, PageState> =
         todo.iter().map(|p| (*p, PageState::default())).collect();
@@ -233,15 +255,24 @@ async fn import_range(
 /// one served again is imported (and so no longer counted gone).
 async fn recheck_gone(engine: &Engine, run: RunId) -> Result<(), StageError> {
     let store = &engine.store;
-    gone::forget_served(store).await?;
-    let used = runs::metadata_count_since(store, RunType::Bulk, RECHECKED, 24).await?;
-    let ids = gone::claim_rechecks(
-        store,
-        GONE_RECHECK_AFTER_DAYS,
-        GONE_RECHECKS_PER_DAY - used,
-        engine.include_adult,
-    )
-    .await?;
+    store
+        .retry("forgetting ids served again", || gone::forget_served(store))
+        .await?;
+    let used = store
+        .retry("reading today's rechecks", || {
+            runs::metadata_count_since(store, RunType::Bulk, RECHECKED, 24)
+        })
+        .await?;
+    let ids = store
+        .retry("claiming ids to recheck", || {
+            gone::claim_rechecks(
+                store,
+                GONE_RECHECK_AFTER_DAYS,
+                GONE_RECHECKS_PER_DAY - used,
+                engine.include_adult,
+            )
+        })
+        .await?;
     if ids.is_empty() {
         return Ok(());
     }
@@ -288,13 +319,15 @@ async fn recheck_gone(engine: &Engine, run: RunId) -> Result<(), StageError> {
     drop(rx);
     let _ = writer.send(batch).await;
     writer.finish().await?;
-    runs::add_metadata_counts(
-        store,
-        run,
-        &[(RECHECKED, ids.len() as i64), (SERVED_AGAIN, served_again)],
-    )
-    .await?;
-    gone::forget_served(store).await?;
+    let counts = [(RECHECKED, ids.len() as i64), (SERVED_AGAIN, served_again)];
+    store
+        .retry("counting rechecks", || {
+            runs::add_metadata_counts(store, run, &counts)
+        })
+        .await?;
+    store
+        .retry("forgetting ids served again", || gone::forget_served(store))
+        .await?;
     if let Some(e) = fatal {
         return Err(StageError::Credentials(e));
     }

@@ -19,7 +19,18 @@ pub async fn run(engine: &Engine, label: &RunLabel) -> Result<StageReport, Stage
         .map_err(StageError::from_tmdb)?;
     let today = engine.tmdb.clock().today();
     let run = engine.open_run(RunType::Catalog, label, 0).await?;
-    let outcome = load_newest(engine, run, today).await;
+    // The load is one transaction fed by the download: a database outage retries it whole, from
+    // a new download (no detail request is involved).
+    let mut outage = engine.store.outage();
+    let outcome = loop {
+        let outcome = load_newest(engine, run, today).await;
+        if let Err(StageError::Store(e)) = &outcome
+            && outage.wait("loading the catalog", e).await
+        {
+            continue;
+        }
+        break outcome;
+    };
     engine
         .close_run(RunType::Catalog, run, label, outcome)
         .await
@@ -77,12 +88,13 @@ async fn load_newest(
         LoadError::Source(t) => StageError::Tmdb(t),
     })?;
     bar.finish();
-    runs::merge_metadata(
-        &engine.store,
-        run,
-        &serde_json::json!({ "catalog": summary, "export_file": export_file_name(date) }),
-    )
-    .await?;
+    let metadata = serde_json::json!({ "catalog": summary, "export_file": export_file_name(date) });
+    let store = &engine.store;
+    store
+        .retry("recording the catalog load", || {
+            runs::merge_metadata(store, run, &metadata)
+        })
+        .await?;
     Ok((
         true,
         format!(

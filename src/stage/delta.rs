@@ -55,8 +55,17 @@ pub async fn run(
     let windows = match options.window {
         Some(w) => vec![w],
         None => {
-            let watermark = pages::delta_watermark(&engine.store).await?;
-            let first_export = catalog::first_export_date(&engine.store).await?;
+            let store = &engine.store;
+            let watermark = store
+                .retry("reading the delta watermark", || {
+                    pages::delta_watermark(store)
+                })
+                .await?;
+            let first_export = store
+                .retry("reading the first export date", || {
+                    catalog::first_export_date(store)
+                })
+                .await?;
             let start = delta_start(watermark, first_export, today, options.lookback_days);
             delta_windows(start, today, MAX_WINDOW_DAYS)
         }
@@ -77,11 +86,15 @@ async fn apply_windows(
     let mut recording = options.window.is_none();
     let mut held_at: Option<NaiveDate> = None;
     let mut listed = 0usize;
+    // Ids the windows listed: the stale refresh leaves them alone (their writes may still be
+    // queued, so they can look stale for a moment).
+    let mut seen = std::collections::HashSet::new();
     let mut result = Ok(());
     for window in windows {
         match apply_window(engine, &writer, window, today, recording).await {
             Ok(WindowOutcome { ids, failed }) => {
-                listed += ids;
+                listed += ids.len();
+                seen.extend(ids);
                 if failed > 0 && recording {
                     recording = false;
                     held_at = Some(window.start);
@@ -96,7 +109,7 @@ async fn apply_windows(
         }
     }
     if result.is_ok() && options.refresh_stale > 0 {
-        result = refresh_stale(engine, &writer, options.refresh_stale).await;
+        result = refresh_stale(engine, &writer, options.refresh_stale, &seen).await;
     }
     writer.finish().await?;
     result?;
@@ -124,7 +137,8 @@ async fn apply_windows(
 }
 
 struct WindowOutcome {
-    ids: usize,
+    /// Every id the window listed.
+    ids: Vec<i64>,
     failed: usize,
 }
 
@@ -137,8 +151,13 @@ async fn apply_window(
 ) -> Result<WindowOutcome, StageError> {
     let changed = list_changes(engine, window).await?;
     let ids: Vec<i64> = changed.keys().copied().collect();
-    let stored = movies::stored_ids(&engine.store, &ids).await?;
-    let known = catalog::known_ids(&engine.store, &ids).await?;
+    let store = &engine.store;
+    let stored = store
+        .retry("reading stored ids", || movies::stored_ids(store, &ids))
+        .await?;
+    let known = store
+        .retry("reading catalog ids", || catalog::known_ids(store, &ids))
+        .await?;
     let mut skipped = 0;
     let mut items = Vec::new();
     for (id, adult) in &changed {
@@ -204,10 +223,7 @@ async fn apply_window(
         batch.delta_changed_ids = ids.len() as i32;
     }
     let _ = writer.send(batch).await;
-    Ok(WindowOutcome {
-        ids: ids.len(),
-        failed,
-    })
+    Ok(WindowOutcome { ids, failed })
 }
 
 /// Every id the changes feed lists for the window, with its adult flag (true, false or null).
@@ -238,8 +254,23 @@ async fn list_changes(
     Ok(ids)
 }
 
-async fn refresh_stale(engine: &Engine, writer: &Writer, limit: i64) -> Result<(), StageError> {
-    let ids = movies::stalest_ids(&engine.store, limit).await?;
+async fn refresh_stale(
+    engine: &Engine,
+    writer: &Writer,
+    limit: i64,
+    seen: &std::collections::HashSet<i64>,
+) -> Result<(), StageError> {
+    let store = &engine.store;
+    let ids = store
+        .retry("listing the stalest movies", || {
+            movies::stalest_ids(store, limit + seen.len() as i64)
+        })
+        .await?;
+    let ids: Vec<i64> = ids
+        .into_iter()
+        .filter(|id| !seen.contains(id))
+        .take(limit.max(0) as usize)
+        .collect();
     let mut rx = fetch_movies(
         engine.tmdb.clone(),
         ids.into_iter().map(|id| ((), id)).collect(),

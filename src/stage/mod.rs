@@ -8,11 +8,16 @@ pub mod fetch;
 pub mod progress;
 pub mod writer;
 
+pub mod liveness;
+
+use std::time::Duration;
+
 use crate::plan::RunType;
 use crate::store::runs::{self, RunCounters, RunId, RunStatus, RunTotals};
 use crate::store::{Store, StoreError};
 use crate::tmdb::{TmdbClient, TmdbError};
 
+pub use liveness::RunControl;
 pub use progress::Progress;
 
 /// Why a stage stopped.
@@ -33,6 +38,10 @@ pub enum StageError {
     /// The request makes no sense (bad range, missing catalog).
     #[error("{0}")]
     Config(String),
+    /// Another live run holds this stage of the database (one writer per stage): nothing ran;
+    /// worth retrying later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl StageError {
@@ -63,6 +72,9 @@ pub struct Engine {
     pub progress: Progress,
     /// How many of the client's responses are already attributed to a run (internal bookkeeping).
     pub marks: std::sync::Arc<RequestMarks>,
+    /// Run leases: heartbeats of the runs this process has open, and how long to wait for a
+    /// stage another run holds.
+    pub runs: RunControl,
 }
 
 /// The shared client's response counts (per status class) already recorded for some run. A run
@@ -110,22 +122,29 @@ pub enum Closing {
     /// Written from the whole run (every pod's counters, summed in Postgres) when a pod closes it,
     /// so the pod of a sharded or retried run that closes last leaves a message matching the
     /// counters, not a summary of its own share.
-    FromRun(Box<dyn FnOnce(&RunTotals) -> String + Send>),
+    FromRun(Box<Renderer>),
 }
+
+/// Renders a run's message from its totals (may run again when closing is retried).
+type Renderer = dyn Fn(&RunTotals) -> String + Send + Sync;
 
 impl Closing {
     /// A message rendered from the run's totals.
-    pub fn from_run(render: impl FnOnce(&RunTotals) -> String + Send + 'static) -> Self {
+    pub fn from_run(render: impl Fn(&RunTotals) -> String + Send + Sync + 'static) -> Self {
         Closing::FromRun(Box::new(render))
     }
 
-    fn render(self, totals: &RunTotals) -> String {
+    fn renderer(self) -> Box<Renderer> {
         match self {
-            Closing::Text(t) => t,
-            Closing::FromRun(f) => f(totals),
+            Closing::Text(t) => Box::new(move |_: &RunTotals| t.clone()),
+            Closing::FromRun(f) => f,
         }
     }
 }
+
+/// When a stage failed because the database stayed down for the whole outage tolerance, closing
+/// its run tries only this long more: the cause is known, and it is what the run reports.
+const CLOSE_AFTER_OUTAGE: Duration = Duration::from_secs(10);
 
 impl From<String> for Closing {
     fn from(text: String) -> Self {
@@ -134,31 +153,62 @@ impl From<String> for Closing {
 }
 
 impl Engine {
-    /// Opens a run row (failing anonymous leftovers of killed processes first).
+    /// Opens a run row, one writer per stage: waits up to `runs.wait` while another live run
+    /// holds the stage (recording runs whose processes stopped as failed), then fails with
+    /// [`StageError::Busy`]. The open run is kept alive by a heartbeat until it is closed.
     async fn open_run(
         &self,
         run_type: RunType,
         label: &RunLabel,
         pages_total: i32,
     ) -> Result<RunId, StageError> {
-        if label.name.is_none() {
-            let n = runs::fail_abandoned_runs(&self.store, run_type).await?;
-            if n > 0 {
-                tracing::warn!(run_type = %run_type, count = n, "marked interrupted runs as failed");
-            }
-        }
-        let trigger = label.trigger.as_deref().unwrap_or("manual");
-        Ok(runs::start_run(
-            &self.store,
+        let owner = liveness::owner_tag();
+        let request = runs::RunRequest {
             run_type,
-            trigger,
-            label.name.as_deref(),
+            trigger: label.trigger.as_deref().unwrap_or("manual"),
+            name: label.name.as_deref(),
             pages_total,
-        )
-        .await?)
+            owner: &owner,
+            lease: self.runs.lease,
+        };
+        let started = tokio::time::Instant::now();
+        let mut told = false;
+        loop {
+            let opening = self
+                .store
+                .retry("opening a run", || runs::open_run(&self.store, &request))
+                .await?;
+            let holder = match opening {
+                runs::Opening::Opened(id) => {
+                    self.runs.hold(&self.store, id, label.name.is_some());
+                    return Ok(id);
+                }
+                runs::Opening::Busy(holder) => holder,
+            };
+            let waited = started.elapsed();
+            if waited >= self.runs.wait {
+                return Err(StageError::Busy(format!(
+                    "another {run_type} run holds the {run_type} stage of this database: {}; \
+                     this run did not start (waited {} s, --stage-wait-secs): retry when it has \
+                     finished",
+                    holder.describe(),
+                    waited.as_secs()
+                )));
+            }
+            if !told {
+                tracing::warn!(run_type = %run_type, holder = %holder.describe(),
+                    wait_secs = self.runs.wait.as_secs(),
+                    "another run holds this stage; waiting for it to finish or stop");
+                told = true;
+            }
+            tokio::time::sleep(self.runs.poll().min(self.runs.wait - waited)).await;
+        }
     }
 
-    /// Closes a run with the stage's outcome; errors are recorded before they are returned.
+    /// Closes a run with the stage's outcome; errors are recorded before they are returned. The
+    /// stage's own error is what the run reports: when recording the outcome fails too (the
+    /// database is still down), that is logged and the stage's error returned, and the run shows
+    /// failed once its lease runs out.
     async fn close_run(
         &self,
         run_type: RunType,
@@ -172,7 +222,6 @@ impl Engine {
             .zip(own)
             .map(|(class, n)| (*class, n as i64))
             .collect();
-        runs::add_requests(&self.store, run, &counts).await?;
         let (status, closing, error) = match outcome {
             Ok((true, m)) => (RunStatus::Completed, m.into(), None),
             Ok((false, m)) => (RunStatus::Failed, m.into(), None),
@@ -186,36 +235,52 @@ impl Engine {
                 Some((e.category(), e.http_status(), e.to_string()))
             }
             _ => None,
-        };
-        if let Some((category, http_status, message)) = auth {
-            let mut tx = self.store.begin().await?;
-            let record = crate::store::runs::ErrorRecord {
-                category,
-                movie_id: None,
-                http_status,
-                message,
-                attempts: 1,
-            };
-            runs::record_errors(&mut tx, run, &[record]).await?;
-            runs::add_counts(
-                &mut tx,
-                run,
-                &RunCounters {
-                    errors: 1,
-                    ..Default::default()
-                },
-            )
-            .await?;
-            tx.commit().await.map_err(|source| StoreError::Query {
-                context: "recording the auth failure",
-                source,
-            })?;
         }
+        .map(|(category, http_status, message)| runs::ErrorRecord {
+            category,
+            movie_id: None,
+            http_status,
+            message,
+            attempts: 1,
+        });
         // A named run is finished by the controller from the Job's outcome, never by one pod.
-        let finish = label.name.is_none().then_some(status);
-        let message =
-            runs::settle_message(&self.store, run, finish, |totals| closing.render(totals)).await?;
-        let row = runs::get_run(&self.store, run).await?;
+        let closing_row = runs::RunClosing {
+            token: fastrand::i64(..),
+            requests: &counts,
+            auth_error: auth.as_ref(),
+            finish: label.name.is_none().then_some(status),
+        };
+        let store = match &error {
+            Some(StageError::Store(e)) if e.is_transient() => self
+                .store
+                .clone()
+                .with_outage_tolerance(self.store.outage_tolerance().min(CLOSE_AFTER_OUTAGE)),
+            _ => self.store.clone(),
+        };
+        let render = closing.renderer();
+        let closed = store
+            .retry("closing a run", || {
+                runs::close_run(&store, run, &closing_row, render.as_ref())
+            })
+            .await;
+        let closed = match closed {
+            Ok(message) => store
+                .retry("reading a run", || runs::get_run(&store, run))
+                .await
+                .map(|row| (message, row)),
+            Err(e) => Err(e),
+        };
+        // Stop the heartbeat only now: a run is never seen dead while it is being closed.
+        self.runs.release(run);
+        let (message, row) = match closed {
+            Ok(done) => done,
+            Err(close) => {
+                tracing::error!(run_type = %run_type, run_id = run, error = %close,
+                    "could not record the run's outcome; it reads as failed once its lease runs out");
+                // The first real cause is what the run reports.
+                return Err(error.unwrap_or(close.into()));
+            }
+        };
         tracing::info!(run_type = %run_type, run_id = run, status = %row.status,
             imported = row.movies_imported, updated = row.movies_updated,
             skipped = row.movies_skipped, deleted = row.movies_deleted,
@@ -238,5 +303,29 @@ impl Engine {
             succeeded: status == RunStatus::Completed,
             message,
         })
+    }
+
+    /// Ends every run this process has open after a signal: an anonymous run is recorded as
+    /// failed with `why`; a named run's heartbeat stops (other pods may still work for it, and
+    /// the operator records its outcome).
+    pub async fn interrupt(&self, why: &str) {
+        for (run, named) in self.runs.release_all() {
+            if named {
+                continue;
+            }
+            let store = self
+                .store
+                .clone()
+                .with_outage_tolerance(self.store.outage_tolerance().min(CLOSE_AFTER_OUTAGE));
+            let done = store
+                .retry("recording an interrupted run", || {
+                    runs::finish_run(&store, run, RunStatus::Failed, Some(why))
+                })
+                .await;
+            if let Err(e) = done {
+                tracing::error!(run_id = run, error = %e,
+                    "could not record the interrupted run; it reads as failed once its lease runs out");
+            }
+        }
     }
 }

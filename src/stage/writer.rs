@@ -6,11 +6,13 @@
 //! category `data` with the database's reason). The rest of the batch is committed; a page that
 //! held a quarantined movie stays open and the delta watermark stops before it, so the next run
 //! retries the movie.
-
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+//!
+//! A database outage (restart, fail-over, lost connection) never costs a batch: the whole
+//! transaction is retried for up to the store's outage tolerance. Each batch carries a token
+//! recorded in its transaction, so a commit whose answer was lost is not applied twice.
 
 use chrono::NaiveDate;
+use std::collections::{BTreeMap, HashSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -49,14 +51,12 @@ impl Batch {
     }
 }
 
-/// Handle to the writer task.
+/// Handle to the writer task. Dropping it (the stage was cancelled) stops the task: batches not
+/// committed yet are not written.
 pub struct Writer {
-    tx: mpsc::Sender<Batch>,
-    handle: JoinHandle<Result<RunCounters, StoreError>>,
+    tx: Option<mpsc::Sender<Batch>>,
+    handle: Option<JoinHandle<Result<RunCounters, StoreError>>>,
 }
-
-/// Tries per batch when the database reports a transient failure (deadlock, restart).
-const WRITE_ATTEMPTS: u32 = 8;
 
 impl Writer {
     /// Starts the writer for `run`.
@@ -70,7 +70,10 @@ impl Writer {
             }
             Ok(total)
         });
-        Writer { tx, handle }
+        Writer {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
     }
 
     /// Queues a batch; fails when the writer has stopped (its error comes from `finish`).
@@ -78,13 +81,23 @@ impl Writer {
         if batch.is_empty() {
             return Ok(());
         }
-        self.tx.send(batch).await.map_err(|_| ())
+        let tx = self.tx.as_ref().ok_or(())?;
+        tx.send(batch).await.map_err(|_| ())
     }
 
     /// Waits for every queued batch to be written; returns the counters written.
-    pub async fn finish(self) -> Result<RunCounters, StoreError> {
-        drop(self.tx);
-        self.handle.await.expect("writer task panicked")
+    pub async fn finish(mut self) -> Result<RunCounters, StoreError> {
+        self.tx = None;
+        let handle = self.handle.take().expect("the writer is finished once");
+        handle.await.expect("writer task panicked")
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.handle {
+            handle.abort();
+        }
     }
 }
 
@@ -103,30 +116,50 @@ async fn write_with_retry(
     batch: &Batch,
     quarantine: &mut Quarantine,
 ) -> Result<RunCounters, StoreError> {
-    let mut attempt = 0;
+    let token = fastrand::i64(..);
+    let mut outage = store.outage();
     let mut isolate = false;
     loop {
-        attempt += 1;
         let result = if isolate {
-            write_isolating(store, run, batch, quarantine).await
+            write_isolating(store, run, token, batch, quarantine).await
         } else {
-            write_batch(store, run, batch, quarantine).await
+            write_batch(store, run, token, batch, quarantine).await
         };
         match result {
-            Ok(c) => return Ok(c),
-            Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS => {
-                let wait = Duration::from_millis(200 << attempt.min(6));
-                tracing::warn!(error = %e, attempt, "database write failed, retrying");
-                tokio::time::sleep(wait).await;
+            Ok(c) => {
+                outage.recovered("writing a batch");
+                return Ok(c);
             }
             Err(e) if e.is_record_data_error() && !isolate && !batch.movies.is_empty() => {
                 tracing::warn!(error = %e, movies = batch.movies.len(),
                     "the database refused a batch; storing its movies one by one");
                 isolate = true;
-                attempt = 0;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if !outage.wait("writing a batch", &e).await {
+                    return Err(e);
+                }
+            }
         }
+    }
+}
+
+/// Starts a batch's transaction and records its token; `None` when the token was recorded
+/// before (an earlier try committed, its answer was lost): nothing is to be written again.
+async fn begin_once(
+    store: &Store,
+    run: RunId,
+    token: i64,
+) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>, StoreError> {
+    let mut tx = store.begin().await?;
+    if runs::claim_write(&mut tx, run, token).await? {
+        Ok(Some(tx))
+    } else {
+        tracing::info!(
+            run_id = run,
+            "a batch committed before the connection was lost; not written again"
+        );
+        Ok(None)
     }
 }
 
@@ -139,10 +172,13 @@ struct Refused {
 async fn write_isolating(
     store: &Store,
     run: RunId,
+    token: i64,
     batch: &Batch,
     quarantine: &mut Quarantine,
 ) -> Result<RunCounters, StoreError> {
-    let mut tx = store.begin().await?;
+    let Some(mut tx) = begin_once(store, run, token).await? else {
+        return Ok(RunCounters::default());
+    };
     let (upserted, refused) = movies::upsert_movies_isolated(&mut tx, &batch.movies).await?;
     let refused = Refused { movies: refused };
     let mut next = Quarantine {
@@ -167,10 +203,13 @@ async fn write_isolating(
 async fn write_batch(
     store: &Store,
     run: RunId,
+    token: i64,
     batch: &Batch,
     quarantine: &Quarantine,
 ) -> Result<RunCounters, StoreError> {
-    let mut tx = store.begin().await?;
+    let Some(mut tx) = begin_once(store, run, token).await? else {
+        return Ok(RunCounters::default());
+    };
     let upserted = movies::upsert_movies(&mut tx, &batch.movies).await?;
     let refused = Refused::default();
     let counters = finish_batch(&mut tx, run, batch, upserted, &refused, quarantine).await?;

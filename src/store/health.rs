@@ -37,8 +37,10 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
              COALESCE(sum(movies_skipped), 0)::bigint AS skipped,
              COALESCE(sum(errors_count), 0)::bigint AS errors,
              count(*) AS runs,
-             count(*) FILTER (WHERE status = 'failed') AS failed_runs,
-             count(*) FILTER (WHERE status = 'running') AS running_runs
+             count(*) FILTER (WHERE status = 'failed'
+                 OR run_is_dead(status, heartbeat_at, alive_until)) AS failed_runs,
+             count(*) FILTER (WHERE status = 'running'
+                 AND NOT run_is_dead(status, heartbeat_at, alive_until)) AS running_runs
          FROM sync_runs WHERE started_at > now() - interval '31 days'
          GROUP BY 1 ORDER BY 1",
     )
@@ -138,7 +140,8 @@ pub async fn metric_totals(store: &Store) -> Result<MetricTotals> {
     let pool = store.pool();
     let mut by_type: Vec<RunTypeTotals> = sqlx::query(
         "SELECT run_type, count(*) FILTER (WHERE status = 'completed') AS ok,
-             count(*) FILTER (WHERE status = 'failed') AS failed,
+             count(*) FILTER (WHERE status = 'failed'
+                 OR run_is_dead(status, heartbeat_at, alive_until)) AS failed,
              max(completed_at) FILTER (WHERE status = 'completed') AS last_success
          FROM sync_runs GROUP BY run_type ORDER BY run_type",
     )

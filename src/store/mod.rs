@@ -10,6 +10,7 @@ pub mod omdb;
 pub mod pages;
 pub mod pipeline;
 pub mod pqs;
+pub mod retry;
 pub mod runs;
 
 use std::str::FromStr;
@@ -60,6 +61,17 @@ pub enum StoreError {
         /// The pending migrations, `0004_name`.
         pending: Vec<String>,
     },
+    /// The run was declared dead (it missed its heartbeats for a whole lease, e.g. the process
+    /// was frozen or cut off) and is no longer `running`: this process must not write for it.
+    #[error(
+        "run {run} was declared dead while this process still worked for it (no heartbeat for a \
+         whole lease) and another run may have taken over: this process stopped writing, and \
+         nothing it did after that was stored"
+    )]
+    RunTakenOver {
+        /// The `sync_runs` id.
+        run: i64,
+    },
 }
 
 /// SQLSTATEs no retry can fix: bad password, unknown role or database, missing privilege, a
@@ -96,7 +108,7 @@ pub fn describe(e: &sqlx::Error) -> String {
         sqlx::Error::PoolTimedOut => {
             "no connection could be opened within 10 s (is the server up and reachable?)".into()
         }
-        sqlx::Error::Io(io) => format!("{io}"),
+        sqlx::Error::Io(io) => format!("the connection failed ({io})"),
         sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
         other => crate::redact::redact_patterns(&other.to_string()),
     }
@@ -149,19 +161,27 @@ impl StoreError {
             | StoreError::NeedsMigration { .. } => return true,
             StoreError::Connect(e) | StoreError::Query { source: e, .. } => e,
             StoreError::Migrate(M::Execute(e) | M::ExecuteMigration(e, _)) => e,
-            StoreError::Migrate(_) => return false,
+            StoreError::Migrate(_) | StoreError::RunTakenOver { .. } => return false,
         };
         sqlstate(source).is_some_and(|c| CONFIG_SQLSTATES.contains(&c.as_str()))
     }
 
-    /// Whether retrying the same transaction may succeed (deadlock, serialization, lost connection).
+    /// Whether retrying the same transaction may succeed: a deadlock or serialization failure,
+    /// or a connection-level failure (the server shutting down, crashing or starting up, too
+    /// many connections, a connection exception of class 08, a closed or reset socket, no
+    /// connection within the pool's timeout).
     pub fn is_transient(&self) -> bool {
         let source = match self {
             StoreError::Query { source, .. } | StoreError::Connect(source) => source,
             _ => return false,
         };
         match source {
-            sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                matches!(
+                    c.as_ref(),
+                    "40P01" | "40001" | "57P01" | "57P02" | "57P03" | "53300"
+                ) || c.starts_with("08")
+            }),
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
             _ => false,
         }
@@ -208,10 +228,17 @@ fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
+/// Longest a session may sit idle inside a transaction before the server ends it: a frozen
+/// process (stopped, swapped out, cut off) cannot hold its locks, and so block the runs after it,
+/// for longer. tmdbsync never waits on anything else inside a transaction.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
+
 /// A connection pool to the tmdbsync database.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// How long work retries through an outage (see [`retry`]).
+    outage_tolerance: Duration,
 }
 
 impl Store {
@@ -241,7 +268,10 @@ impl Store {
         let options = if read_only {
             options.options([("default_transaction_read_only", "on")])
         } else {
-            options
+            options.options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            )])
         };
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -249,7 +279,10 @@ impl Store {
             .connect_with(options.application_name("tmdbsync"))
             .await
             .map_err(StoreError::Connect)?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            outage_tolerance: retry::DEFAULT_OUTAGE_TOLERANCE,
+        })
     }
 
     /// Applies pending migrations (idempotent; safe to run from several processes). A database

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection};
 
-use super::{Context, Result, Store};
+use std::time::Duration;
+
+use super::{Context, Result, Store, StoreError};
 use crate::plan::RunType;
 use crate::tmdb::ErrorCategory;
 
@@ -83,54 +85,223 @@ impl RunStatus {
     }
 }
 
-/// Starts a run. A named run (a SyncRun under the operator) is reused when it exists, so a retried
-/// Job pod or several shard pods add to one row.
-pub async fn start_run(
-    store: &Store,
-    run_type: RunType,
-    trigger: &str,
-    name: Option<&str>,
-    pages_total: i32,
-) -> Result<RunId> {
-    sqlx::query_scalar(
-        "INSERT INTO sync_runs (name, run_type, trigger, status, pages_total)
-         VALUES ($1, $2, $3, 'running', $4)
+/// How one process asks to open a run.
+#[derive(Debug, Clone)]
+pub struct RunRequest<'a> {
+    pub run_type: RunType,
+    pub trigger: &'a str,
+    /// The SyncRun name of an operator run (shared by its pods); `None` for `tmdbsync run`.
+    pub name: Option<&'a str>,
+    pub pages_total: i32,
+    /// Unique per opening (`host pid N #nonce`): makes a retried opening find its own row.
+    pub owner: &'a str,
+    /// How long the run stays alive without a heartbeat.
+    pub lease: Duration,
+}
+
+/// The run that holds a stage when another cannot open.
+#[derive(Debug, Clone, FromRow)]
+pub struct StageHolder {
+    pub id: i64,
+    pub name: Option<String>,
+    pub owner: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+}
+
+impl StageHolder {
+    /// "run 7 (`tmdbsync run` on host h pid 12 #…, started …, last heartbeat …)".
+    pub fn describe(&self) -> String {
+        let who = match (&self.name, &self.owner) {
+            (Some(name), _) => format!("SyncRun {name}"),
+            (None, Some(owner)) => format!("`tmdbsync run` on {owner}"),
+            (None, None) => "an older tmdbsync".into(),
+        };
+        let seen = self
+            .heartbeat_at
+            .map(|t| format!(", last heartbeat {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
+        format!(
+            "run {} ({who}, started {}{seen})",
+            self.id,
+            self.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+/// What opening a run came to.
+#[derive(Debug, Clone)]
+pub enum Opening {
+    /// The run is open (created, or joined by another pod of the same named run).
+    Opened(RunId),
+    /// Another live run of the same type holds the stage; nothing was opened.
+    Busy(StageHolder),
+}
+
+/// Advisory lock space of the per-stage open lock ("tmdb" in ASCII).
+const STAGE_LOCK_SPACE: i32 = 0x746d_6462;
+
+fn stage_lock_key(run_type: RunType) -> i32 {
+    match run_type {
+        RunType::Catalog => 1,
+        RunType::Bulk => 2,
+        RunType::Delta => 3,
+        RunType::Enrich => 4,
+    }
+}
+
+/// The message a dead run is shown and recorded with (over a `sync_runs r`).
+const DEAD_MESSAGE: &str = "'interrupted: ' || CASE WHEN r.name IS NULL THEN 'the process running it'
+         ELSE 'every worker of this run' END || ' stopped before it finished'
+         || COALESCE(' (no heartbeat since '
+             || to_char(r.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC)', '')";
+
+/// Opens a run, one writer per stage: under a per-stage lock, records runs whose lease ran out
+/// (of every type) as failed, then opens the run unless another live run of its type (one with
+/// another name, or any other anonymous run) holds the stage. A named run (a SyncRun under the
+/// operator) is reused when it exists, so a retried Job pod or several shard pods share one row.
+/// Retrying after a lost connection is safe: an opening finds the row it created before.
+pub async fn open_run(store: &Store, req: &RunRequest<'_>) -> Result<Opening> {
+    let mut tx = store.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(STAGE_LOCK_SPACE)
+        .bind(stage_lock_key(req.run_type))
+        .execute(&mut *tx)
+        .await
+        .context("locking the stage to open a run")?;
+    if req.name.is_none() {
+        let mine: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM sync_runs WHERE owner = $1 AND status = 'running'")
+                .bind(req.owner)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("looking for a run opened before a lost connection")?;
+        if let Some(id) = mine {
+            tx.commit().await.context("opening a sync run")?;
+            return Ok(Opening::Opened(id));
+        }
+    }
+    let failed: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH dead AS (
+             SELECT id FROM sync_runs r
+             WHERE r.status = 'running' AND (run_is_dead(r.status, r.heartbeat_at, r.alive_until)
+                 OR (r.alive_until IS NULL AND r.name IS NULL AND r.run_type = $1))
+             FOR UPDATE SKIP LOCKED)
+         UPDATE sync_runs r SET status = 'failed',
+             completed_at = COALESCE(r.heartbeat_at, now()), message = {DEAD_MESSAGE}
+         FROM dead WHERE r.id = dead.id
+         RETURNING r.id, r.run_type"
+    )))
+    .bind(req.run_type.as_str())
+    .fetch_all(&mut *tx)
+    .await
+    .context("recording dead runs as failed")?;
+    for (id, run_type) in &failed {
+        tracing::warn!(run_id = id, run_type = %run_type,
+            "recorded a run whose processes stopped as failed");
+    }
+    let holder: Option<StageHolder> = sqlx::query_as(
+        "SELECT id, name, owner, started_at, heartbeat_at FROM sync_runs
+         WHERE run_type = $1 AND status = 'running'
+           AND ($2::text IS NULL OR name IS DISTINCT FROM $2)
+           AND (alive_until IS NOT NULL OR name IS NULL)
+         ORDER BY started_at LIMIT 1",
+    )
+    .bind(req.run_type.as_str())
+    .bind(req.name)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("looking for a run holding the stage")?;
+    if let Some(holder) = holder {
+        tx.commit().await.context("recording dead runs as failed")?;
+        return Ok(Opening::Busy(holder));
+    }
+    sqlx::query("DELETE FROM applied_writes WHERE applied_at < now() - interval '1 day'")
+        .execute(&mut *tx)
+        .await
+        .context("forgetting old write tokens")?;
+    let id: RunId = sqlx::query_scalar(
+        "INSERT INTO sync_runs (name, run_type, trigger, status, pages_total, heartbeat_at,
+             alive_until, owner)
+         VALUES ($1, $2, $3, 'running', $4, now(), now() + make_interval(secs => $5), $6)
          ON CONFLICT (name) DO UPDATE SET status = 'running', completed_at = NULL,
-             pages_total = GREATEST(sync_runs.pages_total, EXCLUDED.pages_total)
+             pages_total = GREATEST(sync_runs.pages_total, EXCLUDED.pages_total),
+             heartbeat_at = now(),
+             alive_until = GREATEST(CASE WHEN sync_runs.status = 'running'
+                 THEN sync_runs.alive_until END, EXCLUDED.alive_until),
+             owner = EXCLUDED.owner,
+             message = CASE WHEN sync_runs.status = 'running' THEN sync_runs.message END
          RETURNING id",
     )
-    .bind(name)
-    .bind(run_type.as_str())
-    .bind(trigger)
-    .bind(pages_total)
-    .fetch_one(store.pool())
+    .bind(req.name)
+    .bind(req.run_type.as_str())
+    .bind(req.trigger)
+    .bind(req.pages_total)
+    .bind(req.lease.as_secs_f64())
+    .bind(req.owner)
+    .fetch_one(&mut *tx)
     .await
-    .context("starting a sync run")
+    .context("starting a sync run")?;
+    tx.commit().await.context("opening a sync run")?;
+    Ok(Opening::Opened(id))
 }
 
-/// Marks unnamed runs of `run_type` still `running` as failed: their process died (`tmdbsync run`
-/// was killed). Named runs belong to the operator, which decides their fate.
-pub async fn fail_abandoned_runs(store: &Store, run_type: RunType) -> Result<u64> {
+/// Keeps a run alive for another `lease`. Returns false when the run is no longer `running`:
+/// it was declared dead (or finished by the operator), and this process must stop writing.
+pub async fn heartbeat(store: &Store, run: RunId, lease: Duration) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE sync_runs SET status = 'failed', completed_at = now(),
-             message = 'interrupted: the process running it stopped before it finished'
-         WHERE run_type = $1 AND status = 'running' AND name IS NULL",
+        "UPDATE sync_runs SET heartbeat_at = now(),
+             alive_until = GREATEST(alive_until, now() + make_interval(secs => $2))
+         WHERE id = $1 AND status = 'running'",
     )
-    .bind(run_type.as_str())
+    .bind(run)
+    .bind(lease.as_secs_f64())
     .execute(store.pool())
     .await
-    .context("failing abandoned runs")?;
-    Ok(done.rows_affected())
+    .context("renewing a run's heartbeat")?;
+    Ok(done.rows_affected() == 1)
 }
 
-/// Adds counters to a run (call inside the transaction that did the work).
+/// Checks, inside a transaction that writes for `run`, that the run is still `running`, and holds
+/// it so until the commit: a run declared dead meanwhile (a frozen process that woke up) gets
+/// [`StoreError::RunTakenOver`] and its transaction is rolled back.
+pub async fn fence(conn: &mut PgConnection, run: RunId) -> Result<()> {
+    let running: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM sync_runs WHERE id = $1 AND status = 'running' FOR SHARE",
+    )
+    .bind(run)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("checking the run still holds its stage")?;
+    match running {
+        Some(_) => Ok(()),
+        None => Err(StoreError::RunTakenOver { run }),
+    }
+}
+
+/// Records a write's token inside its transaction; false when the token was recorded before,
+/// i.e. a commit whose answer was lost applied this write already (the caller rolls back).
+pub async fn claim_write(conn: &mut PgConnection, run: RunId, token: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO applied_writes (run_id, token) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(run)
+    .bind(token)
+    .execute(&mut *conn)
+    .await
+    .context("recording a write token")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Adds counters to a run (call inside the transaction that did the work, last: it is also the
+/// fence, failing with [`StoreError::RunTakenOver`] when the run is no longer `running`).
 pub async fn add_counts(conn: &mut PgConnection, run: RunId, c: &RunCounters) -> Result<()> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE sync_runs SET pages_processed = pages_processed + $2,
              movies_imported = movies_imported + $3, movies_updated = movies_updated + $4,
              movies_skipped = movies_skipped + $5, movies_deleted = movies_deleted + $6,
              errors_count = errors_count + $7, data_warnings = data_warnings + $8
-         WHERE id = $1",
+         WHERE id = $1 AND status = 'running'",
     )
     .bind(run)
     .bind(c.pages_processed)
@@ -143,6 +314,9 @@ pub async fn add_counts(conn: &mut PgConnection, run: RunId, c: &RunCounters) ->
     .execute(&mut *conn)
     .await
     .context("updating run counters")?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::RunTakenOver { run });
+    }
     Ok(())
 }
 
@@ -191,7 +365,8 @@ pub async fn finish_run(
     message: Option<&str>,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE sync_runs SET status = $2, completed_at = now(), message = $3 WHERE id = $1",
+        "UPDATE sync_runs SET status = $2, completed_at = now(), message = $3
+         WHERE id = $1 AND (status = 'running' OR $2 = 'failed')",
     )
     .bind(run)
     .bind(status.as_str())
@@ -202,16 +377,28 @@ pub async fn finish_run(
     Ok(())
 }
 
-/// The columns of [`RunRow`].
-const RUN_COLUMNS: &str =
-    "id, name, run_type, trigger, status, started_at, completed_at, pages_total,
-    pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted, errors_count,
-    data_warnings, message";
+/// The columns of [`RunRow`] over `sync_runs r`. A run whose processes stopped (its lease ran
+/// out) reads as failed, with the reason, before any writer records it: readers never write.
+fn run_columns() -> String {
+    format!(
+        "r.id, r.name, r.run_type, r.trigger,
+         CASE WHEN run_is_dead(r.status, r.heartbeat_at, r.alive_until) THEN 'failed'
+             ELSE r.status END AS status,
+         r.started_at,
+         CASE WHEN run_is_dead(r.status, r.heartbeat_at, r.alive_until) THEN r.heartbeat_at
+             ELSE r.completed_at END AS completed_at,
+         r.pages_total, r.pages_processed, r.movies_imported, r.movies_updated, r.movies_skipped,
+         r.movies_deleted, r.errors_count, r.data_warnings,
+         CASE WHEN run_is_dead(r.status, r.heartbeat_at, r.alive_until) THEN {DEAD_MESSAGE}
+             ELSE r.message END AS message"
+    )
+}
 
 /// One run by id.
 pub async fn get_run(store: &Store, run: RunId) -> Result<RunRow> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"
+        "SELECT {} FROM sync_runs r WHERE r.id = $1",
+        run_columns()
     )))
     .bind(run)
     .fetch_one(store.pool())
@@ -222,7 +409,8 @@ pub async fn get_run(store: &Store, run: RunId) -> Result<RunRow> {
 /// One run by its resource name.
 pub async fn get_run_by_name(store: &Store, name: &str) -> Result<Option<RunRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE name = $1"
+        "SELECT {} FROM sync_runs r WHERE r.name = $1",
+        run_columns()
     )))
     .bind(name)
     .fetch_optional(store.pool())
@@ -233,7 +421,8 @@ pub async fn get_run_by_name(store: &Store, name: &str) -> Result<Option<RunRow>
 /// The most recent runs, newest first.
 pub async fn recent_runs(store: &Store, limit: i64) -> Result<Vec<RunRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $1"
+        "SELECT {} FROM sync_runs r ORDER BY r.started_at DESC, r.id DESC LIMIT $1",
+        run_columns()
     )))
     .bind(limit)
     .fetch_all(store.pool())
@@ -288,8 +477,13 @@ pub async fn set_message(store: &Store, run: RunId, message: &str) -> Result<()>
     Ok(())
 }
 
-/// Adds TMDb response counts (per status class) to a run; every pod of a run adds its own.
-pub async fn add_requests(store: &Store, run: RunId, counts: &[(&str, i64)]) -> Result<()> {
+/// Adds TMDb response counts (per status class) to a run; every pod of a run adds its own (call
+/// inside the transaction that closes the pod's share).
+pub async fn add_requests(
+    conn: &mut PgConnection,
+    run: RunId,
+    counts: &[(&str, i64)],
+) -> Result<()> {
     let (class, n): (Vec<&str>, Vec<i64>) = counts.iter().filter(|(_, n)| *n > 0).copied().unzip();
     if class.is_empty() {
         return Ok(());
@@ -303,7 +497,7 @@ pub async fn add_requests(store: &Store, run: RunId, counts: &[(&str, i64)]) -> 
     .bind(run)
     .bind(&class)
     .bind(&n)
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await
     .context("recording request counts")?;
     Ok(())
@@ -326,25 +520,75 @@ impl RunTotals {
     }
 }
 
-/// Writes a run's message from the whole run, and finishes it when `finish` is given. The row is
-/// locked while the totals are read: a pod closes only after its own writes committed, so the pod
-/// that closes last writes a message that covers every pod's work.
-pub async fn settle_message(
+/// What a process records when it closes its share of a run.
+#[derive(Debug, Clone)]
+pub struct RunClosing<'a> {
+    /// Unique per closing: a retry after a lost commit does not count twice.
+    pub token: i64,
+    /// This process's TMDb responses per status class.
+    pub requests: &'a [(&'a str, i64)],
+    /// A refused credential to record as the run's error.
+    pub auth_error: Option<&'a ErrorRecord>,
+    /// The outcome, for an anonymous run (a named run is finished by the operator).
+    pub finish: Option<RunStatus>,
+}
+
+/// Closes a process's share of a run in one transaction: its request counts, a credentials error,
+/// and the run's message written from the whole run (every pod's counters, summed in its row),
+/// finishing it when `closing.finish` is given. The row is locked while the totals are read: a
+/// pod closes only after its own writes committed, so the pod that closes last writes a message
+/// covering every pod's work. A run that is no longer `running` (declared dead, or finished by
+/// the operator) is left as it is: [`StoreError::RunTakenOver`].
+pub async fn close_run(
     store: &Store,
     run: RunId,
-    finish: Option<RunStatus>,
-    render: impl FnOnce(&RunTotals) -> String,
+    closing: &RunClosing<'_>,
+    render: &(dyn Fn(&RunTotals) -> String + Send + Sync),
 ) -> Result<String> {
     let mut tx = store.begin().await?;
-    let row: (i32, i32, i32, i32, i32, i32, serde_json::Value, i32) = sqlx::query_as(
-        "SELECT pages_processed, movies_imported, movies_updated, movies_skipped, movies_deleted,
-             errors_count, metadata, data_warnings
-         FROM sync_runs WHERE id = $1 FOR UPDATE",
+    let row: (
+        String,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        serde_json::Value,
+        i32,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT status, pages_processed, movies_imported, movies_updated, movies_skipped,
+                 movies_deleted, errors_count, metadata, data_warnings, message
+             FROM sync_runs WHERE id = $1 FOR UPDATE",
     )
     .bind(run)
     .fetch_one(&mut *tx)
     .await
-    .context("locking a run to write its message")?;
+    .context("locking a run to close it")?;
+    if !claim_write(&mut tx, run, closing.token).await? {
+        // A lost answer hid the commit of this very closing: it is recorded.
+        tx.rollback().await.context("closing a sync run")?;
+        return Ok(row.9.unwrap_or_default());
+    }
+    if row.0 != "running" {
+        return Err(StoreError::RunTakenOver { run });
+    }
+    add_requests(&mut tx, run, closing.requests).await?;
+    let mut errors = row.6;
+    if let Some(auth) = closing.auth_error {
+        record_errors(&mut tx, run, std::slice::from_ref(auth)).await?;
+        add_counts(
+            &mut tx,
+            run,
+            &RunCounters {
+                errors: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        errors += 1;
+    }
     let failed_pages: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM bulk_pages WHERE run_id = $1 AND status = 'failed'",
     )
@@ -354,16 +598,16 @@ pub async fn settle_message(
     .context("counting a run's failed pages")?;
     let totals = RunTotals {
         counters: RunCounters {
-            pages_processed: row.0,
-            movies_imported: row.1,
-            movies_updated: row.2,
-            movies_skipped: row.3,
-            movies_deleted: row.4,
-            errors: row.5,
-            data_warnings: row.7,
+            pages_processed: row.1,
+            movies_imported: row.2,
+            movies_updated: row.3,
+            movies_skipped: row.4,
+            movies_deleted: row.5,
+            errors,
+            data_warnings: row.8,
         },
         failed_pages,
-        metadata: row.6,
+        metadata: row.7,
     };
     let message = render(&totals);
     sqlx::query(
@@ -372,8 +616,8 @@ pub async fn settle_message(
          WHERE id = $1",
     )
     .bind(run)
-    .bind(&message)
-    .bind(finish.map(RunStatus::as_str))
+    .bind(crate::redact::redact_patterns(&message))
+    .bind(closing.finish.map(RunStatus::as_str))
     .execute(&mut *tx)
     .await
     .context("recording a run message")?;

@@ -24,6 +24,8 @@ pub struct TestDb {
     dir: tempfile::TempDir,
     bin: PathBuf,
     run_as: Option<String>,
+    /// Commits wait for the WAL flush, so a crash (immediate stop) loses no acknowledged commit.
+    durable: bool,
     pub url: String,
 }
 
@@ -59,6 +61,16 @@ fn command_stdout(cmd: &mut Command) -> String {
 impl TestDb {
     /// Starts a server (as the `postgres` user when we are root: initdb refuses root).
     pub fn start() -> TestDb {
+        Self::start_with(false)
+    }
+
+    /// Starts a server whose acknowledged commits survive a crash (`synchronous_commit=on`), for
+    /// tests that stop it with `-m immediate` while it is written to.
+    pub fn start_durable() -> TestDb {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> TestDb {
         let bin = pg_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("tmdbsync-pg-")
@@ -83,6 +95,7 @@ impl TestDb {
             dir,
             bin,
             run_as,
+            durable,
         };
         let data = db.data_dir();
         db.pg(
@@ -137,8 +150,9 @@ impl TestDb {
 
     fn start_server(&self) {
         let opts = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB",
-            self.dir.path().display()
+            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit={} -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB",
+            self.dir.path().display(),
+            if self.durable { "on" } else { "off" }
         );
         let log = self.dir.path().join("server.log");
         self.pg(
@@ -173,6 +187,29 @@ impl TestDb {
 
     /// Starts the server again after `stop`.
     pub fn restart(&self) {
+        self.start_server();
+    }
+
+    /// Restarts the server the way `pg_ctl restart -m fast` does: sessions are terminated
+    /// (SQLSTATE 57P01), open transactions rolled back, then the server starts again.
+    pub fn restart_fast(&self) {
+        self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data_dir().to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+        self.start_server();
+    }
+
+    /// Crashes and restarts the server (`-m immediate`: no clean shutdown, crash recovery).
+    pub fn restart_immediate(&self) {
+        self.stop();
         self.start_server();
     }
 
@@ -372,6 +409,7 @@ pub fn engine_with(store: Store, config: TmdbConfig, export_url: &str) -> Engine
         concurrency: 20,
         progress: Progress::lines(),
         marks: Default::default(),
+        runs: Default::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Collaborations stage: batches of pending movies through `store::collaborations`.
 
-use super::{EnrichOptions, Tally, with_retry};
+use super::{EnrichOptions, Tally};
 use crate::plan::enrich::KEY_CREW_JOBS;
 use crate::stage::{Engine, StageError};
 use crate::store::collaborations;
@@ -15,16 +15,21 @@ pub async fn run(
     tally: &mut Tally,
 ) -> Result<String, StageError> {
     let store = &engine.store;
-    let pending = collaborations::pending_count(store).await?;
+    let pending = store
+        .retry("counting movies pending collaborations", || {
+            collaborations::pending_count(store)
+        })
+        .await?;
     let mut bar = engine
         .progress
         .task("collabs", pending.max(0) as u64, "movies");
     let (mut movies, mut changed, mut pairs) = (0, 0, 0);
     loop {
-        let b = with_retry(|| {
-            collaborations::apply_batch(store, BATCH_MOVIES, options.top_cast, KEY_CREW_JOBS)
-        })
-        .await?;
+        let b = store
+            .retry("updating collaborations", || {
+                collaborations::apply_batch(store, BATCH_MOVIES, options.top_cast, KEY_CREW_JOBS)
+            })
+            .await?;
         if b.movies == 0 {
             break;
         }

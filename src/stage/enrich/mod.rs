@@ -6,9 +6,6 @@ pub mod collaborations;
 pub mod omdb;
 pub mod pqs;
 
-use std::future::Future;
-use std::time::Duration;
-
 use super::{Engine, RunLabel, StageError, StageReport};
 use crate::omdb::OmdbClient;
 use crate::plan::RunType;
@@ -60,7 +57,12 @@ async fn run_stages(
     run: RunId,
 ) -> Result<(bool, String), StageError> {
     // A retried pod of the same SyncRun continues the counters of the attempt before it.
-    let counters = pipeline::stage_counters(&engine.store, run).await?;
+    let store = &engine.store;
+    let counters = store
+        .retry("reading enrichment counters", || {
+            pipeline::stage_counters(store, run)
+        })
+        .await?;
     let mut tally = Tally {
         store: engine.store.clone(),
         run,
@@ -118,27 +120,12 @@ impl Tally {
         self.run
     }
 
-    /// Writes the counters into the run's metadata.
+    /// Writes the counters into the run's metadata (retried through an outage).
     pub async fn save(&self) -> Result<(), StoreError> {
-        pipeline::save_stage_counters(&self.store, self.run, &self.counters).await
-    }
-}
-
-/// Retries a batch when the database reports a transient failure (deadlock, restart).
-pub(crate) async fn with_retry<T, F, Fut>(mut batch: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
-{
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match batch().await {
-            Err(e) if e.is_transient() && attempt < 6 => {
-                tracing::warn!(error = %e, attempt, "database batch failed, retrying");
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            other => return other,
-        }
+        self.store
+            .retry("saving enrichment counters", || {
+                pipeline::save_stage_counters(&self.store, self.run, &self.counters)
+            })
+            .await
     }
 }

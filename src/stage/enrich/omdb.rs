@@ -10,7 +10,7 @@ use crate::omdb::{OmdbError, OmdbLookup};
 use crate::stage::{Engine, StageError};
 use crate::store::omdb::{self as store_omdb, OmdbCandidate, OmdbOutcome};
 use crate::store::runs::{self, ErrorRecord, RunCounters};
-use crate::store::{Context, Store};
+use crate::store::{Context, Store, StoreError};
 
 /// Movies read per page (one transaction writes a page's outcomes).
 const PAGE: i64 = 100;
@@ -66,7 +66,11 @@ pub async fn run(
     tally: &mut Tally,
 ) -> Result<String, StageError> {
     let store = &engine.store;
-    let no_imdb = store_omdb::record_no_imdb_id(store).await?;
+    let no_imdb = store
+        .retry("recording movies without an imdb id", || {
+            store_omdb::record_no_imdb_id(store)
+        })
+        .await?;
     tally.add(no_imdb, no_imdb, 0);
     tally.save().await?;
     let Some(client) = options.omdb.clone() else {
@@ -76,8 +80,17 @@ pub async fn run(
         ));
     };
     let limit = options.omdb_daily_limit;
-    let budget = (limit - store_omdb::calls_today(store).await?).max(0) as i64;
-    let pending = store_omdb::pending_count(store).await?;
+    let calls_today = store
+        .retry("reading today's OMDb calls", || {
+            store_omdb::calls_today(store)
+        })
+        .await?;
+    let budget = (limit - calls_today).max(0) as i64;
+    let pending = store
+        .retry("counting OMDb-pending movies", || {
+            store_omdb::pending_count(store)
+        })
+        .await?;
     let mut bar = engine
         .progress
         .task("omdb", pending.min(budget) as u64, "movies");
@@ -86,7 +99,11 @@ pub async fn run(
     let streak = Streak::default();
     let mut stop: Option<String> = None;
     while stop.is_none() {
-        let page = store_omdb::pending(store, PAGE, &failed).await?;
+        let page = store
+            .retry("listing OMDb-pending movies", || {
+                store_omdb::pending(store, PAGE, &failed)
+            })
+            .await?;
         if page.is_empty() {
             break;
         }
@@ -98,7 +115,12 @@ pub async fn run(
                     if !streak.admit() {
                         return Ok((c, Call::Held));
                     }
-                    match store_omdb::reserve_call(store, limit).await {
+                    let reserved = store
+                        .retry("counting an OMDb call", || {
+                            store_omdb::reserve_call(store, limit)
+                        })
+                        .await;
+                    match reserved {
                         Ok(false) => {
                             streak.release();
                             Ok((c, Call::OverBudget))
@@ -181,7 +203,11 @@ pub async fn run(
     }
     bar.finish();
     if stop.as_deref().is_some_and(|s| s.contains("Request limit")) {
-        store_omdb::exhaust_today(store, limit).await?;
+        store
+            .retry("closing today's OMDb budget", || {
+                store_omdb::exhaust_today(store, limit)
+            })
+            .await?;
     }
     let mut message = format!(
         "{found} found, {unknown} unknown to OMDb, {no_imdb} without an imdb id, {errors} errors"
@@ -205,7 +231,7 @@ async fn write_page(
     errors: &[ErrorRecord],
 ) -> Result<(), StageError> {
     match write_outcomes(store, run, outcomes, errors).await {
-        Err(StageError::Store(e)) if e.is_record_data_error() && !outcomes.is_empty() => {
+        Err(e) if e.is_record_data_error() && !outcomes.is_empty() => {
             // One body the database refuses never costs the page: store the outcomes one by one
             // and quarantine the refused ones as data errors (their movies stay pending).
             tracing::warn!(error = %e, "the database refused a page of OMDb outcomes; storing them one by one");
@@ -213,7 +239,7 @@ async fn write_page(
             for outcome in outcomes {
                 match write_outcomes(store, run, std::slice::from_ref(outcome), &[]).await {
                     Ok(()) => {}
-                    Err(StageError::Store(e)) if e.is_record_data_error() => {
+                    Err(e) if e.is_record_data_error() => {
                         quarantined.push(ErrorRecord {
                             category: crate::tmdb::ErrorCategory::Data,
                             movie_id: Some(outcome.0.movie_id),
@@ -224,22 +250,41 @@ async fn write_page(
                             attempts: 2,
                         });
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            write_outcomes(store, run, &[], &quarantined).await
+            Ok(write_outcomes(store, run, &[], &quarantined).await?)
         }
-        other => other,
+        other => Ok(other?),
     }
 }
 
+/// Stores a page's outcomes in one transaction, retried through an outage and applied once.
 async fn write_outcomes(
     store: &Store,
     run: runs::RunId,
     outcomes: &[(OmdbCandidate, OmdbOutcome)],
     errors: &[ErrorRecord],
-) -> Result<(), StageError> {
+) -> Result<(), StoreError> {
+    let token = fastrand::i64(..);
+    store
+        .retry("storing OMDb outcomes", || {
+            write_outcomes_once(store, run, token, outcomes, errors)
+        })
+        .await
+}
+
+async fn write_outcomes_once(
+    store: &Store,
+    run: runs::RunId,
+    token: i64,
+    outcomes: &[(OmdbCandidate, OmdbOutcome)],
+    errors: &[ErrorRecord],
+) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
+    if !runs::claim_write(&mut tx, run, token).await? {
+        return Ok(());
+    }
     store_omdb::record_outcomes(&mut tx, outcomes).await?;
     runs::record_errors(&mut tx, run, errors).await?;
     if !errors.is_empty() {
@@ -249,6 +294,7 @@ async fn write_outcomes(
         };
         runs::add_counts(&mut tx, run, &counters).await?;
     }
+    runs::fence(&mut tx, run).await?;
     tx.commit().await.context("committing OMDb outcomes")?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The PQS stage: queue the people of pending movies, then score the queue in batches.
 
-use super::{Tally, with_retry};
+use super::Tally;
 use crate::plan::enrich::PQS_REFERENCE_YEAR;
 use crate::stage::{Engine, StageError};
 use crate::store::pqs;
@@ -15,7 +15,11 @@ pub async fn run(engine: &Engine, tally: &mut Tally) -> Result<String, StageErro
     let store = &engine.store;
     let mut movies = 0;
     loop {
-        let n = with_retry(|| pqs::queue_pending_movies(store, QUEUE_MOVIES)).await?;
+        let n = store
+            .retry("queueing people to score", || {
+                pqs::queue_pending_movies(store, QUEUE_MOVIES)
+            })
+            .await?;
         if n == 0 {
             break;
         }
@@ -23,11 +27,17 @@ pub async fn run(engine: &Engine, tally: &mut Tally) -> Result<String, StageErro
         tally.add(n, 0, 0);
         tally.save().await?;
     }
-    let queued = pqs::queued_people(store).await?;
+    let queued = store
+        .retry("counting people to score", || pqs::queued_people(store))
+        .await?;
     let mut bar = engine.progress.task("pqs", queued.max(0) as u64, "people");
     let mut people = 0;
     loop {
-        let n = with_retry(|| pqs::score_queued(store, SCORE_PEOPLE, PQS_REFERENCE_YEAR)).await?;
+        let n = store
+            .retry("scoring people", || {
+                pqs::score_queued(store, SCORE_PEOPLE, PQS_REFERENCE_YEAR)
+            })
+            .await?;
         if n == 0 {
             break;
         }
