@@ -48,7 +48,9 @@ async fn an_invalid_api_key_fails_fast_with_a_message_about_the_key() {
         "the key must not leak into messages"
     );
     eprintln!("invalid key: exit after {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    // No retry of a 401: a retrying client would spend its backoff (seconds) before giving up.
+    // The bound is generous so a loaded machine cannot fail it; speed belongs to benchmarks.
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
