@@ -192,7 +192,12 @@ async fn movies_failing_every_try_end_the_run_completed_with_errors_and_count_ea
             .await
             .unwrap();
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    sim_post(&sim, "/__sim/faults", json!({"fail_ids": failing, "rps": 2})).await;
+    sim_post(
+        &sim,
+        "/__sim/faults",
+        json!({"fail_ids": failing, "rps": 2}),
+    )
+    .await;
 
     let out = output(run_cmd(&db, &sim, &["--stages", "bulk", "--rps", "40"])).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -224,7 +229,9 @@ async fn movies_failing_every_try_end_the_run_completed_with_errors_and_count_ea
     assert_eq!(recorded, expected, "one error row per failing id");
     for (id, attempts, message) in &rows {
         let requests = asked[&id.to_string()];
-        eprintln!("movie {id}: {attempts} attempts recorded, {requests} requests received: {message}");
+        eprintln!(
+            "movie {id}: {attempts} attempts recorded, {requests} requests received: {message}"
+        );
         assert_eq!(*attempts as u64, requests, "movie {id}: {message}");
         assert!(*attempts >= 6, "two passes of three tries: {attempts}");
     }

@@ -378,7 +378,11 @@ mod tests {
         // 80 grants at 50/s: about 1.6 s, never a burst.
         assert!(elapsed >= secs(1.5), "{elapsed:?}");
         for w in all.windows(51) {
-            assert!(w[50] - w[0] >= WINDOW, "51 grants within {:?}", w[50] - w[0]);
+            assert!(
+                w[50] - w[0] >= WINDOW,
+                "51 grants within {:?}",
+                w[50] - w[0]
+            );
         }
         for w in all.windows(2) {
             assert!(w[1] - w[0] >= secs(0.02) - LAG, "{:?}", w[1] - w[0]);
