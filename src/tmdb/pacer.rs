@@ -42,7 +42,7 @@ const STEP: Duration = Duration::from_secs(1);
 ///   +max(1, rate / 10), the limit forgotten; never above the budget.
 ///
 /// Against a server allowing 5 per second that is 2.5 → 4.5 in 2 s, 4.5 → 5 in 10 s, one 429
-/// every ~15 s (about 2 % of requests); when the limit lifts, 5 → 40 in about 30 s.
+/// every ~15 s (about 2 % of requests); when the limit lifts, 5 → 40 in 20–40 s.
 #[derive(Debug, Clone)]
 pub struct AdaptiveRate {
     budget: f64,
