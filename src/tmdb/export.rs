@@ -51,12 +51,7 @@ impl ExportReader {
     /// still is not an export record, or is longer than 64 KiB, is `Malformed`, never an error.
     pub async fn next_record(&mut self) -> Result<Option<ExportRecord>, TmdbError> {
         loop {
-            self.line.clear();
-            let read = (&mut self.reader)
-                .take(MAX_LINE)
-                .read_until(b'\n', &mut self.line)
-                .await
-                .map_err(read_error)?;
+            let read = self.read_chunk().await?;
             if read == 0 {
                 return Ok(None);
             }
@@ -76,14 +71,19 @@ impl ExportReader {
         }
     }
 
+    /// Reads the next line, or its first 64 KiB, into `self.line`; returns the bytes read.
+    async fn read_chunk(&mut self) -> Result<usize, TmdbError> {
+        self.line.clear();
+        (&mut self.reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut self.line)
+            .await
+            .map_err(read_error)
+    }
+
     async fn skip_rest_of_line(&mut self) -> Result<(), TmdbError> {
         loop {
-            self.line.clear();
-            let read = (&mut self.reader)
-                .take(MAX_LINE)
-                .read_until(b'\n', &mut self.line)
-                .await
-                .map_err(read_error)?;
+            let read = self.read_chunk().await?;
             if read == 0 || self.line.last() == Some(&b'\n') {
                 return Ok(());
             }

@@ -82,35 +82,19 @@ fn integer<T: TryFrom<i128>>(wire: Wire<'_>) -> Converted<T> {
     }
 }
 
-impl Scalar for i64 {
-    fn convert(wire: Wire<'_>) -> Converted<Self> {
-        integer(wire)
-    }
+/// Integers: the wire integer where it fits the type, coerced from an integral float or a numeric
+/// string.
+macro_rules! integer_scalar {
+    ($($t:ty),+) => {
+        $(impl Scalar for $t {
+            fn convert(wire: Wire<'_>) -> Converted<Self> {
+                integer(wire)
+            }
+        })+
+    };
 }
 
-impl Scalar for i32 {
-    fn convert(wire: Wire<'_>) -> Converted<Self> {
-        integer(wire)
-    }
-}
-
-impl Scalar for u32 {
-    fn convert(wire: Wire<'_>) -> Converted<Self> {
-        integer(wire)
-    }
-}
-
-impl Scalar for u64 {
-    fn convert(wire: Wire<'_>) -> Converted<Self> {
-        integer(wire)
-    }
-}
-
-impl Scalar for i16 {
-    fn convert(wire: Wire<'_>) -> Converted<Self> {
-        integer(wire)
-    }
-}
+integer_scalar!(i64, i32, i16, u32, u64);
 
 impl Scalar for f64 {
     fn convert(wire: Wire<'_>) -> Converted<Self> {
