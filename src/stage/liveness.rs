@@ -60,7 +60,7 @@ impl RunControl {
 
     /// Pause between two looks at a busy stage.
     pub(crate) fn poll(&self) -> Duration {
-        (self.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+        (self.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
     }
 
     /// Starts keeping `run` alive.
