@@ -668,10 +668,7 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
                     ExitCode::Retryable
                 }
             }
-            Err(e) => fail((
-                ExitCode::from(&e),
-                format!("{} stage failed: {e}", a.stage),
-            )),
+            Err(e) => fail((ExitCode::from(&e), format!("{} stage failed: {e}", a.stage))),
         }
     };
     Ok(until_signal(&engine, work).await)

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{TestDb, engine, sim_get, sim_post};
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
+use tmdbsync::plan::enrich::EnrichStage;
 use tmdbsync::sim::{self, SimConfig, SimHandle};
 use tmdbsync::stage::bulk::{self, BulkOptions};
 use tmdbsync::stage::delta::{self, DeltaOptions};
-use tmdbsync::plan::enrich::EnrichStage;
 use tmdbsync::stage::enrich::{self, EnrichOptions};
 use tmdbsync::stage::{RunControl, RunLabel, StageError, catalog};
 use tmdbsync::store::Store;
@@ -58,23 +58,20 @@ async fn scalar(store: &Store, sql: &'static str) -> i64 {
         .unwrap()
 }
 
-/// Restarts the server every `every`, alternating `-m fast` and `-m immediate`, until stopped.
+/// Restarts the server `times` times, the first after `first` then every `every` (the server is
+/// up for that long in between), alternating `-m fast` and `-m immediate`, until stopped.
 struct Restarts {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<u32>,
 }
 
 impl Restarts {
-    fn start(db: &Arc<TestDb>, every: Duration) -> Self {
-        Self::start_after(db, every, every)
-    }
-
-    fn start_after(db: &Arc<TestDb>, first: Duration, every: Duration) -> Self {
+    fn start(db: &Arc<TestDb>, times: u32, first: Duration, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (db, flag) = (db.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut n = 0;
-            loop {
+            while n < times {
                 std::thread::sleep(if n == 0 { first } else { every });
                 if flag.load(Ordering::SeqCst) {
                     return n;
@@ -86,6 +83,7 @@ impl Restarts {
                 }
                 n += 1;
             }
+            n
         });
         Restarts { stop, thread }
     }
@@ -110,11 +108,16 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
     let label = RunLabel::default();
     assert!(catalog::run(&e, &label).await.unwrap().succeeded);
     // Slow answers stretch each stage over several restarts; the client itself is not throttled.
-    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 25})).await;
+    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 15})).await;
 
     // Bulk.
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let restarts = Restarts::start(&db, Duration::from_millis(1200));
+    let restarts = Restarts::start(
+        &db,
+        4,
+        Duration::from_millis(800),
+        Duration::from_millis(1500),
+    );
     let started = Instant::now();
     let report = bulk::run(&e, all_pages(), &label).await.expect("bulk run");
     let bulk_restarts = restarts.finish();
@@ -123,7 +126,10 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         started.elapsed(),
         report.message
     );
-    assert!(bulk_restarts >= 3, "only {bulk_restarts} restarts during bulk");
+    assert!(
+        bulk_restarts >= 3,
+        "only {bulk_restarts} restarts during bulk"
+    );
     assert!(report.succeeded, "{}", report.message);
     let truth = sim_get(&sim, "/__sim/catalog").await;
     let live = ids(&truth["live"]);
@@ -145,7 +151,11 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         "a movie was requested twice: {stats}"
     );
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM bulk_pages WHERE status <> 'done'").await,
+        scalar(
+            &store,
+            "SELECT count(*) FROM bulk_pages WHERE status <> 'done'"
+        )
+        .await,
         0
     );
     let bad_credits = scalar(
@@ -164,7 +174,12 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         ids(&advanced["added"]),
     );
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let restarts = Restarts::start(&db, Duration::from_millis(700));
+    let restarts = Restarts::start(
+        &db,
+        3,
+        Duration::from_millis(300),
+        Duration::from_millis(800),
+    );
     // The changes plus a refresh of the stalest stored movies.
     let refresh = 600;
     let options = DeltaOptions {
@@ -174,7 +189,10 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
     let report = delta::run(&e, options, &label).await.expect("delta run");
     let delta_restarts = restarts.finish();
     eprintln!("delta: {delta_restarts} restarts: {}", report.message);
-    assert!(delta_restarts >= 2, "only {delta_restarts} restarts during delta");
+    assert!(
+        delta_restarts >= 2,
+        "only {delta_restarts} restarts during delta"
+    );
     assert!(report.succeeded, "{}", report.message);
     assert_eq!(report.counters.movies_imported as usize, added.len());
     assert_eq!(report.counters.movies_deleted as usize, deleted.len());
@@ -207,13 +225,19 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         omdb_concurrency: 8,
         ..Default::default()
     };
-    let restarts = Restarts::start(&db, Duration::from_millis(700));
-    let report = enrich::run(&e, &options, &label)
-        .await
-        .expect("enrich run");
+    let restarts = Restarts::start(
+        &db,
+        3,
+        Duration::from_millis(300),
+        Duration::from_millis(800),
+    );
+    let report = enrich::run(&e, &options, &label).await.expect("enrich run");
     let omdb_restarts = restarts.finish();
     eprintln!("omdb: {omdb_restarts} restarts: {}", report.message);
-    assert!(omdb_restarts >= 2, "only {omdb_restarts} restarts during OMDb");
+    assert!(
+        omdb_restarts >= 2,
+        "only {omdb_restarts} restarts during OMDb"
+    );
     assert!(report.succeeded, "{}", report.message);
     let stats = sim_get(&sim, "/__sim/stats").await;
     assert_eq!(
@@ -229,12 +253,13 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         stages: vec![EnrichStage::Collaborations, EnrichStage::Pqs],
         ..Default::default()
     };
-    let restarts = Restarts::start_after(&db, Duration::from_millis(500), Duration::from_secs(6));
-    let report = enrich::run(&e, &options, &label)
-        .await
-        .expect("enrich run");
+    let restarts = Restarts::start(&db, 1, Duration::from_millis(500), Duration::ZERO);
+    let report = enrich::run(&e, &options, &label).await.expect("enrich run");
     let late_restarts = restarts.finish();
-    eprintln!("collaborations, pqs: {late_restarts} restarts: {}", report.message);
+    eprintln!(
+        "collaborations, pqs: {late_restarts} restarts: {}",
+        report.message
+    );
     assert!(late_restarts >= 1);
     assert!(report.succeeded, "{}", report.message);
     let unfinished = scalar(
@@ -273,15 +298,20 @@ async fn a_database_down_longer_than_the_tolerance_fails_the_run_with_the_write_
     sim_post(&sim, "/__sim/faults", json!({"latency_ms": 30})).await;
 
     let bulk_engine = e.clone();
-    let task = tokio::spawn(async move {
-        bulk::run(&bulk_engine, all_pages(), &RunLabel::default()).await
-    });
+    let task =
+        tokio::spawn(
+            async move { bulk::run(&bulk_engine, all_pages(), &RunLabel::default()).await },
+        );
     let deadline = Instant::now() + Duration::from_secs(30);
     while scalar(&store, "SELECT count(*) FROM movies").await < 300 {
         assert!(Instant::now() < deadline, "bulk did not get going");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let run_id = scalar(&store, "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'").await;
+    let run_id = scalar(
+        &store,
+        "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'",
+    )
+    .await;
     db.stop();
     let down = Instant::now();
     let outcome = task.await.unwrap();
@@ -311,7 +341,9 @@ async fn a_database_down_longer_than_the_tolerance_fails_the_run_with_the_write_
         .unwrap();
     assert_eq!(raw, "running");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let seen = tmdbsync::store::runs::get_run(&store, run_id).await.unwrap();
+    let seen = tmdbsync::store::runs::get_run(&store, run_id)
+        .await
+        .unwrap();
     assert_eq!(seen.status, "failed");
     assert!(
         seen.message
@@ -339,4 +371,3 @@ async fn a_database_down_longer_than_the_tolerance_fails_the_run_with_the_write_
         .unwrap();
     assert_eq!(raw, "failed", "the next run records the dead one");
 }
-

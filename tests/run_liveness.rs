@@ -192,7 +192,11 @@ async fn without_waiting_a_second_run_exits_1_naming_the_run_that_holds_the_stag
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
     let first = run_cmd(&db, &sim, &["--stages", "bulk"]).spawn().unwrap();
     wait_for(&store, "SELECT count(*) FROM movies", 100).await;
-    let holder = scalar(&store, "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'").await;
+    let holder = scalar(
+        &store,
+        "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'",
+    )
+    .await;
 
     let started = Instant::now();
     let second = output(run_cmd(
@@ -216,7 +220,11 @@ async fn without_waiting_a_second_run_exits_1_naming_the_run_that_holds_the_stag
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     assert_exact(&store, &sim).await;
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM sync_runs WHERE run_type = 'bulk'").await,
+        scalar(
+            &store,
+            "SELECT count(*) FROM sync_runs WHERE run_type = 'bulk'"
+        )
+        .await,
         1,
         "the refused run left no row"
     );
@@ -307,7 +315,11 @@ async fn a_frozen_run_is_taken_over_and_its_late_writes_are_refused() {
         .unwrap();
     wait_for(&store, "SELECT count(*) FROM movies", 300).await;
     signal(&zombie, libc::SIGSTOP);
-    let zombie_run = scalar(&store, "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'").await;
+    let zombie_run = scalar(
+        &store,
+        "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'",
+    )
+    .await;
 
     let next = output(run_cmd(
         &db,
@@ -316,7 +328,11 @@ async fn a_frozen_run_is_taken_over_and_its_late_writes_are_refused() {
     ))
     .await;
     assert_eq!(next.status.code(), Some(0), "{}", stderr(&next));
-    let next_run = scalar(&store, "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'").await;
+    let next_run = scalar(
+        &store,
+        "SELECT max(id) FROM sync_runs WHERE run_type = 'bulk'",
+    )
+    .await;
     assert!(next_run > zombie_run);
     let (status, message) = raw_status(&store, zombie_run).await;
     assert_eq!(status, "failed");
@@ -351,13 +367,20 @@ async fn a_frozen_run_is_taken_over_and_its_late_writes_are_refused() {
         ),
     )
     .await;
-    assert_eq!(late_pages, 0, "the zombie checkpointed pages after the takeover");
+    assert_eq!(
+        late_pages, 0,
+        "the zombie checkpointed pages after the takeover"
+    );
     let stored = stored_ids(&store).await;
     let unique: BTreeSet<i64> = stored.iter().copied().collect();
     assert_eq!(stored.len(), unique.len());
     assert_eq!(unique, live_ids(&sim).await);
     assert_eq!(
-        scalar(&store, "SELECT count(*) FROM bulk_pages WHERE status <> 'done'").await,
+        scalar(
+            &store,
+            "SELECT count(*) FROM bulk_pages WHERE status <> 'done'"
+        )
+        .await,
         0
     );
 }
@@ -419,10 +442,9 @@ async fn sigterm_is_recorded_at_once_and_a_sigkilled_run_reads_failed_after_its_
         .clone();
     assert_eq!(shown["status"], json!("failed"), "{shown}");
     assert!(
-        shown["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("interrupted: the process running it stopped before it finished (no heartbeat since "),
+        shown["message"].as_str().unwrap().starts_with(
+            "interrupted: the process running it stopped before it finished (no heartbeat since "
+        ),
         "{shown}"
     );
     assert_eq!(

@@ -222,10 +222,7 @@ async fn apply_window(
         batch.delta_changed_ids = ids.len() as i32;
     }
     let _ = writer.send(batch).await;
-    Ok(WindowOutcome {
-        ids,
-        failed,
-    })
+    Ok(WindowOutcome { ids, failed })
 }
 
 /// Every id the changes feed lists for the window, with its adult flag (true, false or null).

@@ -90,13 +90,12 @@ impl RunControl {
 
     /// Stops every heartbeat; returns the runs with whether each is named.
     pub(crate) fn release_all(&self) -> Vec<(RunId, bool)> {
-        let beats: Vec<(RunId, (usize, Heartbeat))> = self
-            .open
-            .lock()
-            .expect("run leases lock")
-            .drain()
-            .collect();
-        beats.into_iter().map(|(run, (_, b))| (run, b.named)).collect()
+        let beats: Vec<(RunId, (usize, Heartbeat))> =
+            self.open.lock().expect("run leases lock").drain().collect();
+        beats
+            .into_iter()
+            .map(|(run, (_, b))| (run, b.named))
+            .collect()
     }
 }
 

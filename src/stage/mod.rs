@@ -251,9 +251,10 @@ impl Engine {
             finish: label.name.is_none().then_some(status),
         };
         let store = match &error {
-            Some(StageError::Store(e)) if e.is_transient() => self.store.clone().with_outage_tolerance(
-                self.store.outage_tolerance().min(CLOSE_AFTER_OUTAGE),
-            ),
+            Some(StageError::Store(e)) if e.is_transient() => self
+                .store
+                .clone()
+                .with_outage_tolerance(self.store.outage_tolerance().min(CLOSE_AFTER_OUTAGE)),
             _ => self.store.clone(),
         };
         let render = closing.renderer();

@@ -11,8 +11,8 @@
 //! transaction is retried for up to the store's outage tolerance. Each batch carries a token
 //! recorded in its transaction, so a commit whose answer was lost is not applied twice.
 
-use std::collections::{BTreeMap, HashSet};
 use chrono::NaiveDate;
+use std::collections::{BTreeMap, HashSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -155,7 +155,10 @@ async fn begin_once(
     if runs::claim_write(&mut tx, run, token).await? {
         Ok(Some(tx))
     } else {
-        tracing::info!(run_id = run, "a batch committed before the connection was lost; not written again");
+        tracing::info!(
+            run_id = run,
+            "a batch committed before the connection was lost; not written again"
+        );
         Ok(None)
     }
 }

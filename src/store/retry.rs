@@ -68,8 +68,12 @@ impl Outage {
     /// Notes a success: logs how long the outage lasted, if there was one, and starts afresh.
     pub fn recovered(&mut self, what: &str) {
         if let Some(started) = self.started.take() {
-            tracing::info!(what, tries = self.tries + 1, seconds = started.elapsed().as_secs_f64(),
-                "the database is back");
+            tracing::info!(
+                what,
+                tries = self.tries + 1,
+                seconds = started.elapsed().as_secs_f64(),
+                "the database is back"
+            );
         }
         self.pause = FIRST_PAUSE;
         self.tries = 0;

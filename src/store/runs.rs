@@ -266,12 +266,13 @@ pub async fn heartbeat(store: &Store, run: RunId, lease: Duration) -> Result<boo
 /// it so until the commit: a run declared dead meanwhile (a frozen process that woke up) gets
 /// [`StoreError::RunTakenOver`] and its transaction is rolled back.
 pub async fn fence(conn: &mut PgConnection, run: RunId) -> Result<()> {
-    let running: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM sync_runs WHERE id = $1 AND status = 'running' FOR SHARE")
-            .bind(run)
-            .fetch_optional(&mut *conn)
-            .await
-            .context("checking the run still holds its stage")?;
+    let running: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM sync_runs WHERE id = $1 AND status = 'running' FOR SHARE",
+    )
+    .bind(run)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("checking the run still holds its stage")?;
     match running {
         Some(_) => Ok(()),
         None => Err(StoreError::RunTakenOver { run }),
@@ -478,7 +479,11 @@ pub async fn set_message(store: &Store, run: RunId, message: &str) -> Result<()>
 
 /// Adds TMDb response counts (per status class) to a run; every pod of a run adds its own (call
 /// inside the transaction that closes the pod's share).
-pub async fn add_requests(conn: &mut PgConnection, run: RunId, counts: &[(&str, i64)]) -> Result<()> {
+pub async fn add_requests(
+    conn: &mut PgConnection,
+    run: RunId,
+    counts: &[(&str, i64)],
+) -> Result<()> {
     let (class, n): (Vec<&str>, Vec<i64>) = counts.iter().filter(|(_, n)| *n > 0).copied().unzip();
     if class.is_empty() {
         return Ok(());
@@ -541,16 +546,26 @@ pub async fn close_run(
     render: &(dyn Fn(&RunTotals) -> String + Send + Sync),
 ) -> Result<String> {
     let mut tx = store.begin().await?;
-    let row: (String, i32, i32, i32, i32, i32, i32, serde_json::Value, i32, Option<String>) =
-        sqlx::query_as(
-            "SELECT status, pages_processed, movies_imported, movies_updated, movies_skipped,
+    let row: (
+        String,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        serde_json::Value,
+        i32,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT status, pages_processed, movies_imported, movies_updated, movies_skipped,
                  movies_deleted, errors_count, metadata, data_warnings, message
              FROM sync_runs WHERE id = $1 FOR UPDATE",
-        )
-        .bind(run)
-        .fetch_one(&mut *tx)
-        .await
-        .context("locking a run to close it")?;
+    )
+    .bind(run)
+    .fetch_one(&mut *tx)
+    .await
+    .context("locking a run to close it")?;
     if !claim_write(&mut tx, run, closing.token).await? {
         // A lost answer hid the commit of this very closing: it is recorded.
         tx.rollback().await.context("closing a sync run")?;

@@ -81,7 +81,9 @@ pub async fn run(
     };
     let limit = options.omdb_daily_limit;
     let calls_today = store
-        .retry("reading today's OMDb calls", || store_omdb::calls_today(store))
+        .retry("reading today's OMDb calls", || {
+            store_omdb::calls_today(store)
+        })
         .await?;
     let budget = (limit - calls_today).max(0) as i64;
     let pending = store
