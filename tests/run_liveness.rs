@@ -443,7 +443,7 @@ async fn sigterm_is_recorded_at_once_and_a_sigkilled_run_reads_failed_after_its_
     assert_eq!(shown["status"], json!("failed"), "{shown}");
     assert!(
         shown["message"].as_str().unwrap().starts_with(
-            "interrupted: the process running it stopped before it finished (no heartbeat since "
+            "interrupted: the process running it stopped without recording an outcome (no heartbeat since "
         ),
         "{shown}"
     );
