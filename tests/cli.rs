@@ -175,6 +175,8 @@ async fn a_run_killed_mid_bulk_resumes_without_duplicates_or_missing_movies() {
         "good",
         &["--stages", "catalog,bulk", "--pages", "1000"],
     )
+    // A short lease: the rerun waits for the killed run's lease to run out before it goes.
+    .env("TMDBSYNC_RUN_LEASE_SECS", "1")
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()

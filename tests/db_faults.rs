@@ -58,23 +58,20 @@ async fn scalar(store: &Store, sql: &'static str) -> i64 {
         .unwrap()
 }
 
-/// Restarts the server every `every`, alternating `-m fast` and `-m immediate`, until stopped.
+/// Restarts the server `times` times, the first after `first` then every `every` (the server is
+/// up for that long in between), alternating `-m fast` and `-m immediate`, until stopped.
 struct Restarts {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<u32>,
 }
 
 impl Restarts {
-    fn start(db: &Arc<TestDb>, every: Duration) -> Self {
-        Self::start_after(db, every, every)
-    }
-
-    fn start_after(db: &Arc<TestDb>, first: Duration, every: Duration) -> Self {
+    fn start(db: &Arc<TestDb>, times: u32, first: Duration, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (db, flag) = (db.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut n = 0;
-            loop {
+            while n < times {
                 std::thread::sleep(if n == 0 { first } else { every });
                 if flag.load(Ordering::SeqCst) {
                     return n;
@@ -86,6 +83,7 @@ impl Restarts {
                 }
                 n += 1;
             }
+            n
         });
         Restarts { stop, thread }
     }
@@ -110,11 +108,16 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
     let label = RunLabel::default();
     assert!(catalog::run(&e, &label).await.unwrap().succeeded);
     // Slow answers stretch each stage over several restarts; the client itself is not throttled.
-    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 25})).await;
+    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 15})).await;
 
     // Bulk.
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let restarts = Restarts::start(&db, Duration::from_millis(1200));
+    let restarts = Restarts::start(
+        &db,
+        4,
+        Duration::from_millis(800),
+        Duration::from_millis(1500),
+    );
     let started = Instant::now();
     let report = bulk::run(&e, all_pages(), &label).await.expect("bulk run");
     let bulk_restarts = restarts.finish();
@@ -171,7 +174,12 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         ids(&advanced["added"]),
     );
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let restarts = Restarts::start(&db, Duration::from_millis(700));
+    let restarts = Restarts::start(
+        &db,
+        3,
+        Duration::from_millis(300),
+        Duration::from_millis(800),
+    );
     // The changes plus a refresh of the stalest stored movies.
     let refresh = 600;
     let options = DeltaOptions {
@@ -217,7 +225,12 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         omdb_concurrency: 8,
         ..Default::default()
     };
-    let restarts = Restarts::start(&db, Duration::from_millis(700));
+    let restarts = Restarts::start(
+        &db,
+        3,
+        Duration::from_millis(300),
+        Duration::from_millis(800),
+    );
     let report = enrich::run(&e, &options, &label).await.expect("enrich run");
     let omdb_restarts = restarts.finish();
     eprintln!("omdb: {omdb_restarts} restarts: {}", report.message);
@@ -240,7 +253,7 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         stages: vec![EnrichStage::Collaborations, EnrichStage::Pqs],
         ..Default::default()
     };
-    let restarts = Restarts::start_after(&db, Duration::from_millis(500), Duration::from_secs(6));
+    let restarts = Restarts::start(&db, 1, Duration::from_millis(500), Duration::ZERO);
     let report = enrich::run(&e, &options, &label).await.expect("enrich run");
     let late_restarts = restarts.finish();
     eprintln!(

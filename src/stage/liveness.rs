@@ -26,7 +26,9 @@ pub struct RunControl {
     pub lease: Duration,
     /// How long opening a run waits while another live run holds its stage.
     pub wait: Duration,
-    open: Arc<Mutex<HashMap<RunId, Heartbeat>>>,
+    /// Runs open in this process, with how many stages hold each (shards of one named run in
+    /// one process share a heartbeat).
+    open: Arc<Mutex<HashMap<RunId, (usize, Heartbeat)>>>,
 }
 
 impl Default for RunControl {
@@ -60,31 +62,40 @@ impl RunControl {
 
     /// Pause between two looks at a busy stage.
     pub(crate) fn poll(&self) -> Duration {
-        (self.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+        (self.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
     }
 
-    /// Starts keeping `run` alive.
+    /// Starts keeping `run` alive (or counts one more holder of it).
     pub(crate) fn hold(&self, store: &Store, run: RunId, named: bool) {
-        let task = tokio::spawn(beat(store.clone(), run, self.lease));
-        let previous = self
-            .open
-            .lock()
-            .expect("run leases lock")
-            .insert(run, Heartbeat { named, task });
-        drop(previous);
+        let mut open = self.open.lock().expect("run leases lock");
+        match open.get_mut(&run) {
+            Some((holders, _)) => *holders += 1,
+            None => {
+                let task = tokio::spawn(beat(store.clone(), run, self.lease));
+                open.insert(run, (1, Heartbeat { named, task }));
+            }
+        }
     }
 
-    /// Stops keeping `run` alive.
+    /// Stops keeping `run` alive once its last holder releases it.
     pub(crate) fn release(&self, run: RunId) {
-        let beat = self.open.lock().expect("run leases lock").remove(&run);
-        drop(beat);
+        let mut open = self.open.lock().expect("run leases lock");
+        if let Some((holders, _)) = open.get_mut(&run) {
+            *holders -= 1;
+            if *holders == 0 {
+                open.remove(&run);
+            }
+        }
     }
 
     /// Stops every heartbeat; returns the runs with whether each is named.
     pub(crate) fn release_all(&self) -> Vec<(RunId, bool)> {
-        let beats: Vec<(RunId, Heartbeat)> =
+        let beats: Vec<(RunId, (usize, Heartbeat))> =
             self.open.lock().expect("run leases lock").drain().collect();
-        beats.into_iter().map(|(run, b)| (run, b.named)).collect()
+        beats
+            .into_iter()
+            .map(|(run, (_, b))| (run, b.named))
+            .collect()
     }
 }
 

@@ -5,10 +5,9 @@ pub mod catalog;
 pub mod delta;
 pub mod enrich;
 pub mod fetch;
+pub mod liveness;
 pub mod progress;
 pub mod writer;
-
-pub mod liveness;
 
 use std::time::Duration;
 

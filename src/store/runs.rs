@@ -151,10 +151,12 @@ fn stage_lock_key(run_type: RunType) -> i32 {
 }
 
 /// The message a dead run is shown and recorded with (over a `sync_runs r`).
-const DEAD_MESSAGE: &str = "'interrupted: ' || CASE WHEN r.name IS NULL THEN 'the process running it'
-         ELSE 'every worker of this run' END || ' stopped before it finished'
+const DEAD_MESSAGE: &str = "'interrupted: ' || CASE WHEN r.name IS NULL
+             THEN 'the process running it stopped without recording an outcome'
+             ELSE 'every worker of this run stopped before it finished' END
          || COALESCE(' (no heartbeat since '
-             || to_char(r.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC)', '')";
+             || to_char(r.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+             || ' UTC; its log has the cause)', '')";
 
 /// Opens a run, one writer per stage: under a per-stage lock, records runs whose lease ran out
 /// (of every type) as failed, then opens the run unless another live run of its type (one with
@@ -357,7 +359,8 @@ pub async fn record_errors(
     Ok(())
 }
 
-/// Finishes a run with its outcome. A run recorded as failed is never turned into a success.
+/// Finishes a run with its outcome. Only a running run is finished: a finished one keeps its
+/// outcome (a run recorded as failed is never turned into a success, nor the reverse).
 pub async fn finish_run(
     store: &Store,
     run: RunId,
@@ -366,7 +369,7 @@ pub async fn finish_run(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE sync_runs SET status = $2, completed_at = now(), message = $3
-         WHERE id = $1 AND (status = 'running' OR $2 = 'failed')",
+         WHERE id = $1 AND status = 'running'",
     )
     .bind(run)
     .bind(status.as_str())

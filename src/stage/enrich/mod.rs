@@ -77,8 +77,10 @@ async fn run_stages(
             EnrichStage::Collaborations => collaborations::run(engine, options, &mut tally).await,
             EnrichStage::Pqs => pqs::run(engine, &mut tally).await,
         };
-        tally.save().await?;
+        // The stage's own failure is what the run reports, not a failure to save its tally.
+        let saved = tally.save().await;
         let message = message?;
+        saved?;
         tracing::info!(stage = %stage, run_id = run, "{message}");
         messages.push(format!("{stage}: {message}"));
     }
