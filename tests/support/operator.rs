@@ -37,7 +37,8 @@ pub const SYNC: &str = "cinegraph";
 pub const NOT_DUE: &str = "0 3 1 1 *";
 
 /// Applies `crds/tmdbsync.io.yaml` (server-side, so every test may) and waits until both CRDs are
-/// Established.
+/// Established. The chart's `helm install` creates them only where missing, so chart tests call this
+/// too to have the current ones.
 pub fn install_crds(cluster: &Cluster) {
     let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tmdbsync.io.yaml");
     cluster.kubectl_ok(["apply", "--server-side", "--force-conflicts", "-f", crds]);
