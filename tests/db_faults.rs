@@ -107,8 +107,9 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
     e.tmdb = TmdbClient::new(config).expect("client");
     let label = RunLabel::default();
     assert!(catalog::run(&e, &label).await.unwrap().succeeded);
-    // Slow answers stretch each stage over several restarts; the client itself is not throttled.
-    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 15})).await;
+    // Slow answers stretch each stage over several restarts whatever the machine's speed; the
+    // client itself is not throttled.
+    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 50})).await;
 
     // Bulk.
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
@@ -127,7 +128,7 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         report.message
     );
     assert!(
-        bulk_restarts >= 3,
+        bulk_restarts >= 2,
         "only {bulk_restarts} restarts during bulk"
     );
     assert!(report.succeeded, "{}", report.message);
