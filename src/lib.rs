@@ -6,6 +6,12 @@
 pub mod api;
 /// The operator's reconcilers, Job builder and context.
 pub mod controller;
+/// Process exit codes and how errors map to them.
+pub mod exit;
+/// The process-wide HTTP client setup (TLS provider).
+pub mod http;
+/// Domain records: a movie, a catalog entry, an OMDb record, an error category.
+pub mod model;
 /// OMDb client and models (enrichment).
 pub mod omdb;
 /// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
@@ -28,64 +34,3 @@ pub mod telemetry;
 pub mod tmdb;
 /// HTTP endpoints of the controller.
 pub mod web;
-
-/// Process exit codes, shared by `tmdbsync run` and the Job workers (the Job's podFailurePolicy
-/// fails the Job at once on the fatal ones).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCode {
-    /// Done.
-    Success = 0,
-    /// Failed, worth retrying (network, database, TMDb outage, a broken export file).
-    Retryable = 1,
-    /// Bad command-line usage (clap's own code).
-    Usage = 2,
-    /// Fatal: TMDb or OMDb refused the credentials.
-    Credentials = 3,
-    /// Fatal: the configuration cannot work (bad URL or scheme, zero timeout, wrong database
-    /// password, missing privileges, not a tmdbsync database, schema not migrated, empty catalog
-    /// for bulk, bad range, an API root that is not TMDb's).
-    Config = 4,
-    /// `tmdbsync run` completed, but some movies still failed after every try (rows in
-    /// `sync_errors`; their pages stay open and the delta watermark holds, so the next run retries
-    /// them). Not fatal. Job workers exit 0 instead: a failed pod would be retried or fail the Job,
-    /// and the run did complete (its SyncRun shows the errors).
-    CompletedWithErrors = 5,
-}
-
-impl From<&stage::StageError> for ExitCode {
-    fn from(e: &stage::StageError) -> Self {
-        match e {
-            stage::StageError::Credentials(_) | stage::StageError::OmdbCredentials(_) => {
-                ExitCode::Credentials
-            }
-            stage::StageError::Config(_) => ExitCode::Config,
-            stage::StageError::Store(e) if e.is_config() => ExitCode::Config,
-            stage::StageError::Tmdb(e) if e.is_config() => ExitCode::Config,
-            stage::StageError::Tmdb(_)
-            | stage::StageError::Store(_)
-            | stage::StageError::Busy(_) => ExitCode::Retryable,
-        }
-    }
-}
-
-impl From<&store::StoreError> for ExitCode {
-    fn from(e: &store::StoreError) -> Self {
-        if e.is_config() {
-            ExitCode::Config
-        } else {
-            ExitCode::Retryable
-        }
-    }
-}
-
-/// A `reqwest` client builder with the process-wide TLS provider installed. kube (ring) and
-/// reqwest/sqlx would otherwise leave rustls unable to pick a provider.
-pub fn http_client_builder() -> reqwest::ClientBuilder {
-    install_crypto_provider();
-    reqwest::Client::builder()
-}
-
-/// Installs rustls' ring provider as the process default (idempotent).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use tmdbsync::ExitCode;
+use tmdbsync::exit::ExitCode;
 use tmdbsync::plan::RunType;
 use tmdbsync::plan::enrich::{EnrichStage, StagePlan};
 use tmdbsync::plan::health::SyncHealth;
@@ -329,7 +329,7 @@ struct StatusArgs {
 fn main() -> ProcessExit {
     let cli = Cli::parse();
     tmdbsync::telemetry::init();
-    tmdbsync::install_crypto_provider();
+    tmdbsync::http::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {

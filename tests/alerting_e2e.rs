@@ -356,7 +356,7 @@ async fn a_failed_run_alerts_through_alertmanager_and_resolves_after_a_successfu
     let ns = cluster.namespace("e2e-alerts");
     let db = TestDb::start();
     let sim = start_sim(100, 5).await;
-    let http = tmdbsync::http_client_builder()
+    let http = tmdbsync::http::http_client_builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();

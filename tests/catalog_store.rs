@@ -10,9 +10,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use futures::stream;
 use support::TestDb;
+use tmdbsync::model::catalog::ExportLine;
 use tmdbsync::store::catalog::{self, load_export};
 use tmdbsync::tmdb::export::{ExportReader, ExportRecord};
-use tmdbsync::tmdb::models::ExportLine;
 
 fn line(id: i64, popularity: f64, adult: bool) -> ExportLine {
     ExportLine {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use support::{
     BIN, EngineSetup, TestDb, output, scalar, sim_config, sim_get, sim_post, start_sim, stderr,
 };
-use tmdbsync::ExitCode;
+use tmdbsync::exit::ExitCode;
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
 use tmdbsync::plan::enrich::{EnrichStage, KEY_CREW_JOBS, PQS_REFERENCE_YEAR};
 use tmdbsync::sim::SimHandle;

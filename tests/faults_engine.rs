@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::fake_http::{Behaviour, FakeHttp};
 use support::{TestDb, engine_with, import_all, pages, scalar, sim_get, sim_post, start_sim};
+use tmdbsync::model::ErrorCategory;
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
 use tmdbsync::plan::enrich::EnrichStage;
 use tmdbsync::stage::bulk;
@@ -18,7 +19,7 @@ use tmdbsync::stage::enrich::omdb::MAX_FAILURES_IN_A_ROW;
 use tmdbsync::stage::enrich::{self, EnrichOptions};
 use tmdbsync::stage::{Engine, RunLabel, StageError, catalog};
 use tmdbsync::store::Store;
-use tmdbsync::tmdb::{ApiKey, ErrorCategory, TmdbConfig, TmdbError};
+use tmdbsync::tmdb::{ApiKey, TmdbConfig, TmdbError};
 
 const TMDB_KEY: &str = "sekrit-tmdb-key-4242";
 const OMDB_KEY: &str = "omdbsekrit77";

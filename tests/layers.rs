@@ -87,3 +87,58 @@ fn the_check_catches_an_offender() {
     // The scan itself must see an import: the controller does import the store.
     assert!(!offending("src/controller", &["crate::store"]).is_empty());
 }
+
+#[test]
+fn the_store_writes_domain_records_not_the_clients_wire_types() {
+    let hits = offending(
+        "src/store",
+        &["crate::tmdb", "crate::omdb", "crate::stage", "crate::web"],
+    );
+    assert!(
+        hits.is_empty(),
+        "store/ takes domain records from model/, not the clients' types:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn the_domain_records_need_no_io_and_no_client() {
+    let forbidden = [
+        "crate::store",
+        "crate::stage",
+        "crate::controller",
+        "crate::tmdb",
+        "crate::omdb",
+        "crate::web",
+        "crate::sim",
+        "sqlx::",
+        "reqwest::",
+        "kube::",
+        "tokio::",
+        "std::fs",
+        "std::net",
+    ];
+    let hits = offending("src/model", &forbidden);
+    assert!(
+        hits.is_empty(),
+        "model/ must stay pure:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn lib_rs_only_declares_modules() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("src/lib.rs");
+    let code: Vec<&str> = lib
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .filter(|l| !(l.starts_with("pub mod ") && l.ends_with(';')))
+        .collect();
+    assert!(
+        code.is_empty(),
+        "src/lib.rs holds more than module declarations:\n{}",
+        code.join("\n")
+    );
+}

@@ -243,7 +243,7 @@ fn service_account_client(cluster: &Cluster, ns: &str) -> Client {
     let mut config = cluster.config().clone();
     config.auth_info =
         serde_json::from_value(serde_json::json!({ "token": token.trim() })).unwrap();
-    tmdbsync::install_crypto_provider();
+    tmdbsync::http::install_crypto_provider();
     Client::try_from(config).unwrap()
 }
 

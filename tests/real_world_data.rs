@@ -10,12 +10,12 @@ use std::io::Write;
 use serde_json::{Value, json};
 use sqlx::Row;
 use support::{ALL_PAGES, EngineSetup, TestDb, pages, sim_config};
+use tmdbsync::model::movie::FetchedMovie;
 use tmdbsync::omdb::OmdbLookup;
 use tmdbsync::sim::SimConfig;
 use tmdbsync::stage::bulk;
 use tmdbsync::stage::{RunLabel, catalog};
 use tmdbsync::store::{Store, movies};
-use tmdbsync::tmdb::client::FetchedMovie;
 use tmdbsync::tmdb::export::{ExportReader, ExportRecord};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -201,7 +201,8 @@ async fn the_latest_stub_with_empty_date_and_null_imdb_id_is_stored() {
 
 #[test]
 fn recorded_lists_and_error_bodies_parse_with_the_production_models() {
-    use tmdbsync::tmdb::models::{ApiErrorBody, ChangesPage, Credits, DiscoverPage};
+    use tmdbsync::model::movie::Credits;
+    use tmdbsync::tmdb::models::{ApiErrorBody, ChangesPage, DiscoverPage};
     for (name, total_pages, adult_true) in [
         ("tmdb_movie_changes_page1.json", 62, 1),
         ("tmdb_movie_changes_page3.json", 57, 6),

@@ -13,8 +13,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
 use support::TestDb;
+use tmdbsync::model::movie::FetchedMovie;
 use tmdbsync::store::movies;
-use tmdbsync::tmdb::client::FetchedMovie;
 use tmdbsync::tmdb::export::{ExportReader, ExportRecord};
 
 /// Stands for an escaped lone surrogate: a `Value` cannot hold one, so the serialized text gets

@@ -7,7 +7,7 @@ async fn health_endpoints_report_readiness() {
     let addr = listener.local_addr().unwrap();
     let metrics = std::sync::Arc::new(tmdbsync::telemetry::metrics::Metrics::new());
     tokio::spawn(tmdbsync::web::serve(listener, ready.clone(), metrics));
-    let http = tmdbsync::http_client_builder().build().unwrap();
+    let http = tmdbsync::http::http_client_builder().build().unwrap();
     let get = |path: &'static str| {
         let http = http.clone();
         async move {

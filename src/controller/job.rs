@@ -13,10 +13,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
-use crate::ExitCode;
 use crate::api::sync_run::{EnrichStage, RunKind};
 use crate::api::tmdb_sync::EnrichmentSpec;
 use crate::api::{SyncRun, TmdbSync};
+use crate::exit::ExitCode;
 use crate::plan::pages::PageRange;
 
 /// Labels on every object the controller creates for a run.

@@ -47,7 +47,7 @@ pub struct OmdbClient {
 impl OmdbClient {
     /// Builds the client (no request is made).
     pub fn new(config: OmdbConfig) -> Result<Self, OmdbError> {
-        let http = crate::http_client_builder()
+        let http = crate::http::http_client_builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .timeout(config.timeout)

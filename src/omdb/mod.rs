@@ -5,7 +5,9 @@ pub mod client;
 pub mod models;
 
 pub use client::{OmdbClient, OmdbConfig};
-pub use models::{Awards, OmdbMovie};
+
+use crate::model::ErrorCategory;
+use crate::model::omdb::OmdbMovie;
 
 /// OMDb's public endpoint.
 pub const DEFAULT_URL: &str = "https://www.omdbapi.com/";
@@ -48,8 +50,7 @@ impl OmdbError {
     }
 
     /// The `sync_errors.category` this error is recorded under.
-    pub fn category(&self) -> crate::tmdb::ErrorCategory {
-        use crate::tmdb::ErrorCategory;
+    pub fn category(&self) -> ErrorCategory {
         match self {
             OmdbError::InvalidKey => ErrorCategory::Auth,
             OmdbError::LimitReached => ErrorCategory::RateLimit,

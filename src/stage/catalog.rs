@@ -122,7 +122,7 @@ pub fn too_many_malformed(malformed: u64, lines: u64) -> bool {
 fn records(
     reader: ExportReader,
     file: String,
-) -> impl futures::Stream<Item = Result<Option<crate::tmdb::models::ExportLine>, TmdbError>> {
+) -> impl futures::Stream<Item = Result<Option<crate::model::catalog::ExportLine>, TmdbError>> {
     futures::stream::try_unfold(
         (reader, 0u64, 0u64),
         move |(mut reader, lines, malformed)| {

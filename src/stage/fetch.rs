@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::tmdb::client::FetchedMovie;
+use crate::model::movie::FetchedMovie;
 use crate::tmdb::{TmdbClient, TmdbError};
 
 /// What became of one id.
@@ -65,11 +66,23 @@ where
                 );
                 tokio::time::sleep(SECOND_PASS_DELAY).await;
             }
+            // Each request runs as its own task, so one in flight completes (its answer waits
+            // here) while this loop is blocked on a full channel, e.g. while the writer rides out
+            // a database restart. Polled only from this loop, a request would sit unread until
+            // its timeout and be asked again. Dropping the loop aborts the tasks.
             let mut results = futures::stream::iter(work)
                 .map(|(tag, id, before)| {
                     let client = client.clone();
+                    let task = AbortOnDropHandle::new(tokio::spawn(async move {
+                        client.movie_counted(id).await
+                    }));
                     async move {
-                        let (result, requests) = client.movie_counted(id).await;
+                        let (result, requests) = task.await.unwrap_or_else(|panic| {
+                            // A bug reading one answer fails that movie (the next run retries
+                            // it), never the run.
+                            let error = TmdbError::Malformed(format!("reading it failed: {panic}"));
+                            (Err(error), 1)
+                        });
                         (tag, id, result, before + requests)
                     }
                 })

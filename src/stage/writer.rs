@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, HashSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::model::ErrorCategory;
+use crate::model::movie::FetchedMovie;
 use crate::store::pages::{self, PageOutcome};
 use crate::store::runs::{self, ErrorRecord, RunCounters, RunId};
 use crate::store::{Store, StoreError, movies};
-use crate::tmdb::ErrorCategory;
-use crate::tmdb::client::FetchedMovie;
 
 /// Everything one transaction writes.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use futures::{Stream, StreamExt};
 use sqlx::Row;
 
 use super::{Context, Result, Store, StoreError};
-use crate::tmdb::models::ExportLine;
+use crate::model::catalog::ExportLine;
 
 /// Movies per bulk page, as the plan defines it.
 pub const PAGE_SIZE: i64 = crate::plan::pages::PAGE_SIZE;

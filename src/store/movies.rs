@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{PgConnection, Row};
 
 use super::{Context, Result};
-use crate::tmdb::client::FetchedMovie;
+use crate::model::movie::FetchedMovie;
 
 /// How many rows a batch upsert inserted versus updated.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

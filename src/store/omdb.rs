@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::{Context, Result, Store};
-use crate::omdb::OmdbMovie;
+use crate::model::omdb::OmdbMovie;
 
 /// A movie to ask OMDb about, with the details version it was read at.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use sqlx::{FromRow, PgConnection};
 use std::time::Duration;
 
 use super::{Context, Result, Store, StoreError};
+use crate::model::ErrorCategory;
 use crate::plan::RunType;
-use crate::tmdb::ErrorCategory;
 
 /// The id of a `sync_runs` row.
 pub type RunId = i64;

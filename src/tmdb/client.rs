@@ -12,9 +12,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::models::{ApiErrorBody, ChangesPage, DiscoverPage, MovieDetails};
+use super::models::{ApiErrorBody, ChangesPage, DiscoverPage};
 use super::pacer::Pacer;
-use super::{ApiKey, ServerClock, TmdbError, lenient};
+use super::{ApiKey, ServerClock, TmdbError};
+use crate::model::movie::FetchedMovie;
 
 /// The appends one details request asks for: everything the store needs in one call.
 pub const DETAIL_APPENDS: &str = "credits,external_ids,release_dates,keywords";
@@ -129,52 +130,6 @@ impl RequestStats {
     }
 }
 
-/// A movie as fetched: typed fields plus the whole payload.
-#[derive(Debug, Clone)]
-pub struct FetchedMovie {
-    pub details: MovieDetails,
-    /// The response body as received (valid JSON), stored as `movies.raw`; only what Postgres
-    /// cannot store (U+0000, lone surrogates) is repaired.
-    pub raw: String,
-    /// Oddities met reading it (a value of the wrong type or out of range, a repaired body):
-    /// counted as the run's data warnings.
-    pub warnings: u32,
-}
-
-impl FetchedMovie {
-    /// Reads a `/movie/{id}` body: made storable (U+0000 and lone surrogates out, invalid UTF-8
-    /// replaced, nothing else touched), its typed fields parsed leniently straight from it, and
-    /// the body kept as the raw payload (no intermediate JSON tree, no re-serialization). Fails
-    /// only when the body is not JSON or has no usable id.
-    pub fn from_body(body: &[u8]) -> Result<FetchedMovie, String> {
-        let (text, repairs) = crate::sanitize::storable_json_text(body);
-        let (details, oddities) =
-            lenient::collecting(|| serde_json::from_str::<MovieDetails>(&text));
-        match details {
-            Ok(mut details) => Ok(FetchedMovie {
-                warnings: oddities + u32::from(repairs.any()) + details.fit_indexed_columns(),
-                details,
-                raw: text.into_owned(),
-            }),
-            // A key repeated in one object (as `"a"` and `"a\u0000"` become once repaired) is
-            // refused by the typed parse; read it as `jsonb` would, the last value winning.
-            Err(e) if e.to_string().starts_with("duplicate field") => {
-                let normal: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                let text = normal.to_string();
-                let (details, oddities) =
-                    lenient::collecting(|| serde_json::from_str::<MovieDetails>(&text));
-                let mut details = details.map_err(|e| e.to_string())?;
-                Ok(FetchedMovie {
-                    warnings: oddities + 1 + details.fit_indexed_columns(),
-                    details,
-                    raw: text,
-                })
-            }
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
 /// A rate-limited, retrying TMDb client. Cheap to clone; clones share the budget, the adaptive
 /// rate, a `Retry-After` pause and the pool.
 #[derive(Clone)]
@@ -199,7 +154,7 @@ impl TmdbClient {
     /// Builds the client; fails only if the TLS backend cannot initialise.
     pub fn new(config: TmdbConfig) -> Result<Self, TmdbError> {
         let build_error = |e: reqwest::Error| TmdbError::Network(e.without_url().to_string());
-        let api = crate::http_client_builder()
+        let api = crate::http::http_client_builder()
             .pool_max_idle_per_host(config.max_connections)
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
@@ -207,7 +162,7 @@ impl TmdbClient {
             .build()
             .map_err(build_error)?;
         // The export is one long download: its own idle and overall limits, not the API's.
-        let download = crate::http_client_builder()
+        let download = crate::http::http_client_builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.export_idle_timeout)
             .timeout(config.export_timeout)

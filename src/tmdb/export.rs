@@ -12,7 +12,7 @@ use tokio_util::io::StreamReader;
 
 use super::TmdbError;
 use super::client::{TmdbClient, TmdbConfig, error_chain, one_line, secs};
-use super::models::ExportLine;
+use crate::model::catalog::ExportLine;
 
 /// The file name TMDb publishes for `date`.
 pub fn export_file_name(date: NaiveDate) -> String {

@@ -3,12 +3,13 @@
 pub mod client;
 pub mod clock;
 pub mod export;
-pub mod lenient;
 pub mod models;
 pub mod pacer;
 
 pub use client::{TmdbClient, TmdbConfig};
 pub use clock::ServerClock;
+
+use crate::model::ErrorCategory;
 
 use std::fmt;
 
@@ -51,35 +52,6 @@ pub enum TmdbError {
     /// No response within a timeout; the text says which one and its flag.
     #[error("TMDb did not answer in time: {0}")]
     Timeout(String),
-}
-
-/// The `sync_errors.category` an error is recorded under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCategory {
-    RateLimit,
-    Api,
-    Data,
-    Network,
-    Auth,
-}
-
-impl ErrorCategory {
-    /// The database and metric label of this category.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCategory::RateLimit => "rate_limit",
-            ErrorCategory::Api => "api",
-            ErrorCategory::Data => "data",
-            ErrorCategory::Network => "network",
-            ErrorCategory::Auth => "auth",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCategory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl TmdbError {

@@ -317,7 +317,7 @@ impl Cluster {
     /// A new admin client bound to the calling tokio runtime (call inside one). Cheap enough to call
     /// per test; don't keep one across `#[tokio::test]`s.
     pub fn client(&self) -> Client {
-        tmdbsync::install_crypto_provider();
+        tmdbsync::http::install_crypto_provider();
         Client::try_from(self.config.clone()).expect("build a kube client")
     }
 

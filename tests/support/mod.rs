@@ -424,7 +424,7 @@ pub async fn sim_post(sim: &SimHandle, path: &str, body: Value) -> Value {
 }
 
 fn http() -> reqwest::Client {
-    tmdbsync::http_client_builder().build().unwrap()
+    tmdbsync::http::http_client_builder().build().unwrap()
 }
 
 async fn sim_json(request: reqwest::RequestBuilder) -> Value {

@@ -218,7 +218,7 @@ impl ControllerProcess {
     }
 
     async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
-        let http = tmdbsync::http_client_builder().build().unwrap();
+        let http = tmdbsync::http::http_client_builder().build().unwrap();
         http.get(format!("http://{}{path}", self.metrics_addr))
             .send()
             .await

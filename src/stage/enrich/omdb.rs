@@ -241,7 +241,7 @@ async fn write_page(
                     Ok(()) => {}
                     Err(e) if e.is_record_data_error() => {
                         quarantined.push(ErrorRecord {
-                            category: crate::tmdb::ErrorCategory::Data,
+                            category: crate::model::ErrorCategory::Data,
                             movie_id: Some(outcome.0.movie_id),
                             http_status: None,
                             message: format!(
