@@ -146,6 +146,7 @@ fn worker_env(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan, name: &str) -> Vec
     if let Some(lang) = &spec.tmdb.language {
         vars.push(env("TMDBSYNC_LANGUAGE", lang));
     }
+    vars.extend(settings_env(run, spec));
     if let Some(p) = plan.pages {
         vars.push(env("TMDBSYNC_PAGES_FROM", p.from.to_string()));
         vars.push(env("TMDBSYNC_PAGES_TO", p.to.to_string()));
@@ -161,6 +162,48 @@ fn worker_env(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan, name: &str) -> Vec
     if run.spec.run_type == RunKind::Enrich {
         vars.extend(enrich_env(run, sync));
     }
+    vars
+}
+
+/// The settings `tmdbsync run` takes as flags, from the TmdbSync (the README's parity table):
+/// the catalog source, the daily stale refetches, key cast, timeouts and the database outage
+/// tolerance. Unset optional ones keep the worker's defaults.
+fn settings_env(run: &SyncRun, spec: &crate::api::tmdb_sync::TmdbSyncSpec) -> Vec<EnvVar> {
+    use crate::api::tmdb_sync::CatalogSource;
+    let source = match spec.bulk.source {
+        CatalogSource::Export => "export",
+        CatalogSource::Discover => "discover",
+    };
+    let mut vars = vec![env("TMDBSYNC_BULK_SOURCE", source)];
+    match run.spec.run_type {
+        // A manual window re-reads days; it spends none of the day's refetches.
+        RunKind::Delta if run.spec.window.is_none() => vars.push(env(
+            "TMDBSYNC_REFRESH_STALE",
+            spec.refresh.stale_movies_per_day.to_string(),
+        )),
+        RunKind::Enrich => vars.push(env(
+            "TMDBSYNC_TOP_CAST",
+            spec.enrichment.top_cast.to_string(),
+        )),
+        _ => {}
+    }
+    let t = spec.tmdb.timeouts.clone().unwrap_or_default();
+    let seconds = [
+        ("TMDBSYNC_TIMEOUT_SECS", t.request_seconds),
+        ("TMDBSYNC_CONNECT_TIMEOUT_SECS", t.connect_seconds),
+        ("TMDBSYNC_READ_TIMEOUT_SECS", t.read_seconds),
+        ("TMDBSYNC_EXPORT_IDLE_TIMEOUT_SECS", t.export_idle_seconds),
+        ("TMDBSYNC_EXPORT_TIMEOUT_SECS", t.export_seconds),
+        (
+            "TMDBSYNC_DB_OUTAGE_SECS",
+            spec.database.outage_tolerance_seconds,
+        ),
+    ];
+    vars.extend(
+        seconds
+            .into_iter()
+            .filter_map(|(name, v)| v.map(|v| env(name, v.to_string()))),
+    );
     vars
 }
 
