@@ -403,6 +403,53 @@ mod tests {
     }
 
     #[test]
+    fn jobs_carry_the_settings_tmdbsync_run_takes_as_flags() {
+        let (_, mut sync) = objects(false, None);
+        sync.spec.bulk.source = crate::api::tmdb_sync::CatalogSource::Discover;
+        sync.spec.refresh.stale_movies_per_day = 250;
+        sync.spec.enrichment.top_cast = 5;
+        sync.spec.database.outage_tolerance_seconds = Some(900);
+        sync.spec.tmdb.timeouts = Some(crate::api::tmdb_sync::TimeoutsSpec {
+            connect_seconds: Some(3),
+            ..Default::default()
+        });
+        let of = |kind: &str, window: bool| {
+            let mut spec = serde_json::json!({"syncRef": {"name": "cine"}, "type": kind});
+            if window {
+                spec["window"] = serde_json::json!({"start": "2026-01-01", "end": "2026-01-02"});
+            }
+            let run: SyncRun = serde_json::from_value(serde_json::json!({
+                "apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun",
+                "metadata": {"name": "cine-x-1", "namespace": "media", "uid": "u3"},
+                "spec": spec
+            }))
+            .unwrap();
+            let plan = JobPlan {
+                image: "img".into(),
+                pods: 1,
+                pages: None,
+                ttl_seconds: 60,
+            };
+            let job = build_job(&run, &sync, &plan);
+            let c = job.spec.unwrap().template.spec.unwrap().containers[0].clone();
+            c.env
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| e.value.map(|v| (e.name, v)))
+                .collect::<BTreeMap<String, String>>()
+        };
+        let catalog = of("Catalog", false);
+        assert_eq!(catalog["TMDBSYNC_BULK_SOURCE"], "discover");
+        assert_eq!(catalog["TMDBSYNC_CONNECT_TIMEOUT_SECS"], "3");
+        assert_eq!(catalog["TMDBSYNC_DB_OUTAGE_SECS"], "900");
+        assert!(!catalog.contains_key("TMDBSYNC_TIMEOUT_SECS"), "unset keeps the default");
+        assert!(!catalog.contains_key("TMDBSYNC_REFRESH_STALE"));
+        assert_eq!(of("Delta", false)["TMDBSYNC_REFRESH_STALE"], "250");
+        assert!(!of("Delta", true).contains_key("TMDBSYNC_REFRESH_STALE"));
+        assert_eq!(of("Enrich", false)["TMDBSYNC_TOP_CAST"], "5");
+    }
+
+    #[test]
     fn fatal_exit_code_is_read_from_the_job_condition() {
         let m = "Container worker for pod ns/x-0-abc failed with exit code 3 matching FailJob rule at index 0";
         assert_eq!(fatal_exit_code(m), Some(3));

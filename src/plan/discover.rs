@@ -205,7 +205,7 @@ impl DiscoverCoverage {
         );
         if self.not_reachable > 0 {
             s.push_str(&format!(
-                "; {} not reachable by discover (past page {MAX_PAGE} of every query)",
+                "; {} not reachable by discover (beyond the last page it serves for any query)",
                 self.not_reachable
             ));
         }
