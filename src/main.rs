@@ -126,7 +126,12 @@ struct EngineArgs {
     /// Where the catalog stage lists movie ids from: TMDb's daily export, or `/discover/movie`
     /// walked in release-date windows (for hosts that cannot reach the export; says how much of
     /// the catalog it cannot reach).
-    #[arg(long, env = "TMDBSYNC_BULK_SOURCE", value_enum, default_value = "export")]
+    #[arg(
+        long,
+        env = "TMDBSYNC_BULK_SOURCE",
+        value_enum,
+        default_value = "export"
+    )]
     bulk_source: BulkSource,
     /// Delta stage: also refetch up to this many movies a day, the ones fetched longest ago (all
     /// delta runs of the last 24 hours share it; 0: none).

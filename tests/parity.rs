@@ -111,7 +111,10 @@ async fn discover_stores_everything_it_reaches_and_counts_the_export_ids_it_cann
 
     // The coverage `tmdbsync status` and the TmdbSync status show: nothing silently missing.
     let h = health(store, sim).await;
-    let cov = h.discover.clone().expect("discover coverage in the health report");
+    let cov = h
+        .discover
+        .clone()
+        .expect("discover coverage in the health report");
     let cmp = cov.export.clone().expect("compared with the export");
     assert_eq!(cmp.ids as usize, export.len());
     assert_eq!(cmp.not_reachable as usize, missing.len());
@@ -225,14 +228,21 @@ async fn a_tmdb_sync_gets_the_discover_source_and_the_daily_stale_refetch_throug
         .unwrap();
     run_worker(&db, &sync, "cine-delta-1", "Delta").await;
     let first = finish_run(&store, "cine-delta-1", RunType::Delta).await;
-    assert!(first.contains("refetched 40 movies fetched longest ago"), "{first}");
+    assert!(
+        first.contains("refetched 40 movies fetched longest ago"),
+        "{first}"
+    );
     run_worker(&db, &sync, "cine-delta-2", "Delta").await;
     let second = finish_run(&store, "cine-delta-2", RunType::Delta).await;
     assert!(!second.contains("refetched"), "{second}");
     let after = sim_get(&sim, "/__sim/stats").await["requests"]["details"]
         .as_i64()
         .unwrap();
-    assert_eq!(after - before, 40, "the day's budget was spent more than once");
+    assert_eq!(
+        after - before,
+        40,
+        "the day's budget was spent more than once"
+    );
     assert_eq!(
         scalar(
             &store,
@@ -304,9 +314,16 @@ async fn the_stale_refetch_is_a_budget_per_day_not_per_run() {
     .fetch_all(store.pool())
     .await
     .unwrap();
-    let first = delta::run(engine, DeltaOptions { refresh_stale: 30, ..options }, &label)
-        .await
-        .unwrap();
+    let first = delta::run(
+        engine,
+        DeltaOptions {
+            refresh_stale: 30,
+            ..options
+        },
+        &label,
+    )
+    .await
+    .unwrap();
     assert_eq!(first.counters.movies_updated, 30, "{}", first.message);
     // The oldest were refetched: none of them is among the 30 oldest any more.
     let refetched_old = scalar(
@@ -314,7 +331,11 @@ async fn the_stale_refetch_is_a_budget_per_day_not_per_run() {
         &format!(
             "SELECT count(*) FROM (SELECT id FROM movies ORDER BY fetched_at, id LIMIT 30) s
              WHERE id IN ({})",
-            oldest.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            oldest
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         ),
     )
     .await;
@@ -322,7 +343,11 @@ async fn the_stale_refetch_is_a_budget_per_day_not_per_run() {
     // A budget of 50 a day leaves 20 after the first run's 30, then nothing.
     let second = delta::run(engine, options, &label).await.unwrap();
     assert_eq!(second.counters.movies_updated, 20, "{}", second.message);
-    assert!(second.message.contains("refetched 20 movies fetched longest ago (at most 50 a day)"));
+    assert!(
+        second
+            .message
+            .contains("refetched 20 movies fetched longest ago (at most 50 a day)")
+    );
     let third = delta::run(engine, options, &label).await.unwrap();
     assert_eq!(third.counters.movies_updated, 0, "{}", third.message);
 }

@@ -306,7 +306,10 @@ async fn discover_matches_recorded_shape_with_uncapped_totals_and_sorting() {
     );
     // Videos (about 2 % of the export) only with include_video=true, as on TMDb.
     let without_videos = body["total_results"].as_u64().unwrap();
-    assert!((11_500..12_000).contains(&without_videos), "{without_videos}");
+    assert!(
+        (11_500..12_000).contains(&without_videos),
+        "{without_videos}"
+    );
     let (_, all) = get(
         &c,
         &format!("{}/discover/movie?{KEY}&include_video=true", s.tmdb_url()),

@@ -442,7 +442,10 @@ mod tests {
         assert_eq!(catalog["TMDBSYNC_BULK_SOURCE"], "discover");
         assert_eq!(catalog["TMDBSYNC_CONNECT_TIMEOUT_SECS"], "3");
         assert_eq!(catalog["TMDBSYNC_DB_OUTAGE_SECS"], "900");
-        assert!(!catalog.contains_key("TMDBSYNC_TIMEOUT_SECS"), "unset keeps the default");
+        assert!(
+            !catalog.contains_key("TMDBSYNC_TIMEOUT_SECS"),
+            "unset keeps the default"
+        );
         assert!(!catalog.contains_key("TMDBSYNC_REFRESH_STALE"));
         assert_eq!(of("Delta", false)["TMDBSYNC_REFRESH_STALE"], "250");
         assert!(!of("Delta", true).contains_key("TMDBSYNC_REFRESH_STALE"));

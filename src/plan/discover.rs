@@ -43,7 +43,9 @@ impl ReleaseWindow {
     fn span(&self) -> (NaiveDate, NaiveDate) {
         let (y, m, d) = OPEN_START;
         let open_start = NaiveDate::from_ymd_opt(y, m, d).expect("a valid date");
-        let from = self.from.unwrap_or(open_start.min(self.to.unwrap_or(open_start)));
+        let from = self
+            .from
+            .unwrap_or(open_start.min(self.to.unwrap_or(open_start)));
         let to = self
             .to
             .unwrap_or_else(|| from + Days::new(OPEN_END_YEARS * 365));
@@ -79,7 +81,8 @@ pub fn initial_windows(today: NaiveDate) -> Vec<ReleaseWindow> {
         to: Some(jan1(FIRST_YEAR) - Days::new(1)),
     }];
     windows.extend(
-        (FIRST_YEAR..=last_year).map(|y| ReleaseWindow::between(jan1(y), jan1(y + 1) - Days::new(1))),
+        (FIRST_YEAR..=last_year)
+            .map(|y| ReleaseWindow::between(jan1(y), jan1(y + 1) - Days::new(1))),
     );
     windows.push(ReleaseWindow {
         from: Some(jan1(last_year + 1)),
@@ -143,8 +146,16 @@ pub fn split(window: ReleaseWindow, total_results: u64, cap: u64) -> Vec<Release
         let piece_from = from + Days::new(start);
         let piece_to = from + Days::new(end - 1);
         out.push(ReleaseWindow {
-            from: if i == 1 { window.from } else { Some(piece_from) },
-            to: if i == parts { window.to } else { Some(piece_to) },
+            from: if i == 1 {
+                window.from
+            } else {
+                Some(piece_from)
+            },
+            to: if i == parts {
+                window.to
+            } else {
+                Some(piece_to)
+            },
         });
         start = end;
     }
@@ -286,15 +297,67 @@ mod tests {
         let year = w("2020-01-01", "2020-12-31");
         let day = w("2020-05-01", "2020-05-01");
         let cases: [(&str, ReleaseWindow, u64, u32, WindowPlan); 7] = [
-            ("empty: page 1 only", year, 0, 500, WindowPlan::Walk { pages: 1 }),
-            ("one partial page", year, 7, 500, WindowPlan::Walk { pages: 1 }),
-            ("exactly the cap", year, 10_000, 500, WindowPlan::Walk { pages: 500 }),
-            ("one past the cap: split in two", year, 10_001, 500,
-                WindowPlan::Split(vec![w("2020-01-01", "2020-07-01"), w("2020-07-02", "2020-12-31")])),
-            ("a full day cannot be split", day, 12_345, 500,
-                WindowPlan::Capped { pages: 500, beyond: 2_345 }),
-            ("a small cap", year, 61, 3, WindowPlan::Split(vec![w("2020-01-01", "2020-07-01"), w("2020-07-02", "2020-12-31")])),
-            ("a small cap, a day", day, 61, 3, WindowPlan::Capped { pages: 3, beyond: 1 }),
+            (
+                "empty: page 1 only",
+                year,
+                0,
+                500,
+                WindowPlan::Walk { pages: 1 },
+            ),
+            (
+                "one partial page",
+                year,
+                7,
+                500,
+                WindowPlan::Walk { pages: 1 },
+            ),
+            (
+                "exactly the cap",
+                year,
+                10_000,
+                500,
+                WindowPlan::Walk { pages: 500 },
+            ),
+            (
+                "one past the cap: split in two",
+                year,
+                10_001,
+                500,
+                WindowPlan::Split(vec![
+                    w("2020-01-01", "2020-07-01"),
+                    w("2020-07-02", "2020-12-31"),
+                ]),
+            ),
+            (
+                "a full day cannot be split",
+                day,
+                12_345,
+                500,
+                WindowPlan::Capped {
+                    pages: 500,
+                    beyond: 2_345,
+                },
+            ),
+            (
+                "a small cap",
+                year,
+                61,
+                3,
+                WindowPlan::Split(vec![
+                    w("2020-01-01", "2020-07-01"),
+                    w("2020-07-02", "2020-12-31"),
+                ]),
+            ),
+            (
+                "a small cap, a day",
+                day,
+                61,
+                3,
+                WindowPlan::Capped {
+                    pages: 3,
+                    beyond: 1,
+                },
+            ),
         ];
         for (name, window, total, cap, want) in cases {
             assert_eq!(plan_window(window, total, cap), want, "{name}");
@@ -321,7 +384,10 @@ mod tests {
                 w("2020-01-03", "2020-01-03")
             ]
         );
-        assert_eq!(split(w("2020-01-01", "2020-01-01"), 50_000, 10_000).len(), 1);
+        assert_eq!(
+            split(w("2020-01-01", "2020-01-01"), 50_000, 10_000).len(),
+            1
+        );
     }
 
     #[test]
@@ -365,7 +431,11 @@ mod tests {
             (&[10, 20], &[1, 2, 3, 20], 1),
         ];
         for (export, listed, want) in cases {
-            assert_eq!(missing_from(export, listed), want, "{export:?} vs {listed:?}");
+            assert_eq!(
+                missing_from(export, listed),
+                want,
+                "{export:?} vs {listed:?}"
+            );
         }
     }
 
@@ -395,8 +465,9 @@ mod tests {
         };
         assert_eq!(c.unreachable(), 60);
         assert!(
-            c.summary()
-                .contains("60 export ids not reachable by discover (of 1010 in movie_ids_03_07_2026.json.gz)"),
+            c.summary().contains(
+                "60 export ids not reachable by discover (of 1010 in movie_ids_03_07_2026.json.gz)"
+            ),
             "{}",
             c.summary()
         );
@@ -410,6 +481,9 @@ mod tests {
         .with_counts();
         assert_eq!(all.not_reachable, 0);
         assert!(!all.summary().contains("not reachable by discover"));
-        assert!(all.summary().contains("no export comparison: the export host"));
+        assert!(
+            all.summary()
+                .contains("no export comparison: the export host")
+        );
     }
 }

@@ -801,6 +801,63 @@ mod tests {
     }
 
     #[test]
+    fn the_status_shows_what_the_discover_walk_could_not_reach() {
+        use crate::plan::discover::{DiscoverCoverage, ExportComparison};
+        use crate::plan::health::{HealthInputs, SyncHealth};
+        let mut s = spec();
+        s.bulk.source = CatalogSource::Discover;
+        let schedules = validate(&s, "cinegraph").expect("usable");
+        let now = at("2026-03-03T02:00:00Z");
+        let coverage = DiscoverCoverage {
+            date: Some(now.date_naive()),
+            reported: 1_000,
+            listed: 900,
+            export: Some(ExportComparison {
+                file: "movie_ids_03_03_2026.json.gz".into(),
+                ids: 1_020,
+                not_reachable: 120,
+            }),
+            ..Default::default()
+        }
+        .with_counts();
+        let mut health = SyncHealth::compute(
+            &HealthInputs {
+                tmdb_total: 900,
+                discover: Some(coverage),
+                ..Default::default()
+            },
+            now.date_naive(),
+        );
+        let status = |health: &SyncHealth| {
+            reconciled(StatusInputs {
+                spec: &s,
+                schedules: &schedules,
+                previous: &TmdbSyncStatus::default(),
+                runs: &[],
+                health,
+                last_schedule_times: NextRuns::default(),
+                created: now,
+                now,
+                generation: Some(1),
+            })
+            .status
+        };
+        let d = status(&health).discover.expect("discover status");
+        assert_eq!((d.listed, d.reported, d.not_reachable), (900, 1_000, 100));
+        assert_eq!(
+            (d.export_ids, d.export_ids_not_reachable),
+            (Some(1_020), Some(120))
+        );
+        assert_eq!(d.date.as_deref(), Some("2026-03-03"));
+        assert!(
+            d.message
+                .contains("120 export ids not reachable by discover")
+        );
+        health.discover = None;
+        assert_eq!(status(&health).discover, None, "export catalogs show none");
+    }
+
+    #[test]
     fn unusable_spec_is_degraded_and_says_so_once() {
         let now = at("2026-03-03T02:00:00Z");
         let problems = [

@@ -281,7 +281,11 @@ async fn refresh_stale(
         .await?;
     let limit = per_day - used;
     if limit <= 0 {
-        tracing::info!(per_day, used, "delta: the stale-refetch budget of the day is spent");
+        tracing::info!(
+            per_day,
+            used,
+            "delta: the stale-refetch budget of the day is spent"
+        );
         return Ok(());
     }
     let ids = store
@@ -294,7 +298,12 @@ async fn refresh_stale(
         .filter(|id| !seen.contains(id))
         .take(limit as usize)
         .collect();
-    tracing::info!(ids = ids.len(), per_day, used, "delta: refetching the stalest movies");
+    tracing::info!(
+        ids = ids.len(),
+        per_day,
+        used,
+        "delta: refetching the stalest movies"
+    );
     let counted = [(STALE_REFRESHED, ids.len() as i64)];
     let mut rx = fetch_movies(
         engine.tmdb.clone(),

@@ -59,13 +59,9 @@ pub(super) async fn load(
     ));
     let records = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut bar = engine.progress.task("discover", 0, "ids");
-    let loaded = catalog::load_export(
-        &engine.store,
-        today,
-        engine.include_adult,
-        records,
-        |n| bar.set(n),
-    )
+    let loaded = catalog::load_export(&engine.store, today, engine.include_adult, records, |n| {
+        bar.set(n)
+    })
     .await;
     bar.finish();
     // The walker ends once the load stops reading (its sends fail), so joining cannot hang.
@@ -179,9 +175,7 @@ impl Walker {
             let Some(first) = self.page(Some(window), WINDOW_SORT, 1).await? else {
                 continue;
             };
-            let total = first
-                .total_results
-                .unwrap_or(first.results.len() as u64);
+            let total = first.total_results.unwrap_or(first.results.len() as u64);
             let pages = match discover::plan_window(window, total, max_page) {
                 WindowPlan::Split(parts) => {
                     tracing::debug!(window = %window, total, parts = parts.len(),
@@ -205,9 +199,7 @@ impl Walker {
         }
         // Movies without a release date match no date filter: one pass without one.
         if let Some(first) = self.page(None, NO_DATE_SORT, 1).await? {
-            let total = first
-                .total_results
-                .unwrap_or(first.results.len() as u64);
+            let total = first.total_results.unwrap_or(first.results.len() as u64);
             self.walked.coverage.reported = total;
             let pages = discover::pages_for(total).min(max_page.max(1));
             self.walk_pages(None, NO_DATE_SORT, first, pages, max_page)

@@ -293,7 +293,5 @@ pub async fn latest_discover_coverage(
     .await
     .context("reading the latest discover coverage")?;
     // A row written by another version that does not parse is shown as no coverage, not an error.
-    Ok(value
-        .flatten()
-        .and_then(|v| serde_json::from_value(v).ok()))
+    Ok(value.flatten().and_then(|v| serde_json::from_value(v).ok()))
 }
