@@ -91,6 +91,16 @@ async fn discover_stores_everything_it_reaches_and_counts_the_export_ids_it_cann
     );
     // Every dated movie was reachable through some window: what is missing has no release date.
     let http = reqwest::Client::new();
+    let past_cap = http
+        .get(format!(
+            "{}/discover/movie?api_key=k&page={}",
+            sim.tmdb_url(),
+            CAP + 1
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past_cap.status(), 400, "the simulator serves past its cap");
     for id in &missing {
         let m: Value = http
             .get(format!("{}/movie/{id}?api_key=k", sim.tmdb_url()))
