@@ -13,6 +13,7 @@ use tmdbsync::plan::RunType;
 use tmdbsync::plan::enrich::{EnrichStage, StagePlan};
 use tmdbsync::plan::health::SyncHealth;
 use tmdbsync::stage::bulk::BulkOptions;
+use tmdbsync::stage::catalog::CatalogSource;
 use tmdbsync::stage::delta::DeltaOptions;
 use tmdbsync::stage::enrich::EnrichOptions;
 use tmdbsync::stage::{Engine, Progress, RunControl, RunLabel, StageError};
@@ -122,6 +123,20 @@ struct EngineArgs {
     /// Days the first delta run looks back when no catalog date is known.
     #[arg(long, env = "TMDBSYNC_LOOKBACK_DAYS", default_value_t = 1)]
     lookback_days: u32,
+    /// Where the catalog stage lists movie ids from: TMDb's daily export, or `/discover/movie`
+    /// walked in release-date windows (for hosts that cannot reach the export; says how much of
+    /// the catalog it cannot reach).
+    #[arg(
+        long,
+        env = "TMDBSYNC_BULK_SOURCE",
+        value_enum,
+        default_value = "export"
+    )]
+    bulk_source: BulkSource,
+    /// Delta stage: also refetch up to this many movies a day, the ones fetched longest ago (all
+    /// delta runs of the last 24 hours share it; 0: none).
+    #[arg(long, env = "TMDBSYNC_REFRESH_STALE", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    refresh_stale: i64,
     #[command(flatten)]
     timeouts: TimeoutArgs,
     #[command(flatten)]
@@ -231,9 +246,6 @@ struct RunArgs {
     /// Bulk pages (20 movies each) this run takes, from the first page not done.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i32).range(1..))]
     pages: i32,
-    /// Also refetch this many movies fetched longest ago (delta stage).
-    #[arg(long, default_value_t = 0)]
-    refresh_stale: i64,
 }
 
 #[derive(Args)]
@@ -309,6 +321,22 @@ struct ControllerArgs {
     /// Seconds a Lease stays valid without renewal (renewals every 2/15 of it, give up after 2/3).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
     lease_duration_secs: u64,
+}
+
+/// `--bulk-source` (the TmdbSync's `bulk.source`).
+#[derive(Clone, Copy, ValueEnum)]
+enum BulkSource {
+    Export,
+    Discover,
+}
+
+impl From<BulkSource> for CatalogSource {
+    fn from(s: BulkSource) -> Self {
+        match s {
+            BulkSource::Export => CatalogSource::Export,
+            BulkSource::Discover => CatalogSource::Discover(Default::default()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -557,16 +585,27 @@ fn enrich_options(
     })
 }
 
+/// The settings of each stage a run may take.
+struct StageOptions {
+    catalog: CatalogSource,
+    bulk: BulkOptions,
+    delta: DeltaOptions,
+}
+
 async fn run_stage(
     engine: &Engine,
     stage: RunType,
     label: &RunLabel,
-    bulk: BulkOptions,
-    delta: DeltaOptions,
+    options: &StageOptions,
     enrich: &EnrichOptions,
 ) -> Result<tmdbsync::stage::StageReport, StageError> {
+    let StageOptions {
+        catalog,
+        bulk,
+        delta,
+    } = *options;
     match stage {
-        RunType::Catalog => tmdbsync::stage::catalog::run(engine, label).await,
+        RunType::Catalog => tmdbsync::stage::catalog::run_from(engine, catalog, label).await,
         RunType::Bulk => tmdbsync::stage::bulk::run(engine, bulk, label).await,
         RunType::Delta => tmdbsync::stage::delta::run(engine, delta, label).await,
         RunType::Enrich => tmdbsync::stage::enrich::run(engine, enrich, label).await,
@@ -583,16 +622,19 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let label = RunLabel::default();
-    let bulk = BulkOptions {
-        pages: None,
-        pages_per_run: a.pages,
-        shard: None,
-        refetch: false,
-    };
-    let delta = DeltaOptions {
-        lookback_days: a.engine.lookback_days,
-        window: None,
-        refresh_stale: a.refresh_stale,
+    let options = StageOptions {
+        catalog: a.engine.bulk_source.into(),
+        bulk: BulkOptions {
+            pages: None,
+            pages_per_run: a.pages,
+            shard: None,
+            refetch: false,
+        },
+        delta: DeltaOptions {
+            lookback_days: a.engine.lookback_days,
+            window: None,
+            refresh_stale: a.engine.refresh_stale,
+        },
     };
     let work = async {
         let mut all_ok = true;
@@ -606,7 +648,7 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 Ok(e) => e,
                 Err(code) => return code,
             };
-            match run_stage(&engine, stage, &label, bulk, delta, &enrich).await {
+            match run_stage(&engine, stage, &label, &options, &enrich).await {
                 Ok(report) => {
                     eprintln!("tmdbsync: {stage}: {}", report.message);
                     all_ok &= report.succeeded;
@@ -644,22 +686,30 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
         name: Some(a.run_name.clone()),
         trigger: Some(a.trigger.clone()),
     };
-    let bulk = BulkOptions {
-        pages: a
-            .pages_from
-            .zip(a.pages_to)
-            .map(|(from, to)| tmdbsync::plan::pages::PageRange { from, to }),
-        pages_per_run: 200,
-        shard: Some((a.shard_index, a.shards)),
-        refetch: a.refetch,
-    };
-    let delta = DeltaOptions {
-        lookback_days: a.engine.lookback_days,
-        window: a
-            .window_start
-            .zip(a.window_end)
-            .map(|(start, end)| tmdbsync::plan::windows::DeltaWindow { start, end }),
-        refresh_stale: 0,
+    let options = StageOptions {
+        catalog: a.engine.bulk_source.into(),
+        bulk: BulkOptions {
+            pages: a
+                .pages_from
+                .zip(a.pages_to)
+                .map(|(from, to)| tmdbsync::plan::pages::PageRange { from, to }),
+            pages_per_run: 200,
+            shard: Some((a.shard_index, a.shards)),
+            refetch: a.refetch,
+        },
+        delta: DeltaOptions {
+            lookback_days: a.engine.lookback_days,
+            window: a
+                .window_start
+                .zip(a.window_end)
+                .map(|(start, end)| tmdbsync::plan::windows::DeltaWindow { start, end }),
+            // An explicit window is a manual re-read: it spends none of the day's refetches.
+            refresh_stale: if a.window_start.is_some() {
+                0
+            } else {
+                a.engine.refresh_stale
+            },
+        },
     };
     let enrich = match enrich_options(&a.enrich, &a.engine.timeouts, a.enrich_stages.0.clone()) {
         Ok(e) => e,
@@ -667,7 +717,7 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
     };
     tracing::info!(run = %a.run_name, stage = %a.stage, shard = a.shard_index, shards = a.shards, "worker starting");
     let work = async {
-        match run_stage(&engine, a.stage, &label, bulk, delta, &enrich).await {
+        match run_stage(&engine, a.stage, &label, &options, &enrich).await {
             Ok(report) => {
                 eprintln!("tmdbsync: {}: {}", a.stage, report.message);
                 // Movies still failing do not fail the pod: the run completed (exit code 5 is

@@ -51,6 +51,9 @@ pub fn render(h: &SyncHealth) -> String {
             thousands(h.not_served)
         );
     }
+    if let Some(d) = &h.discover {
+        let _ = writeln!(s, "Catalog from discover: {}", d.summary());
+    }
     let eta = match (h.estimated_completion, h.estimated_days_remaining) {
         (Some(date), Some(0.0)) => format!("complete ({date})"),
         (Some(date), Some(days)) => format!("{} (~{days} days)", date.format("%B %-d, %Y")),

@@ -314,10 +314,6 @@ async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
             .clone()
             .named("bad-tz")
             .set("spec.timeZone", json!("Mars/Olympus")),
-        daily
-            .clone()
-            .named("discover")
-            .set("spec.bulk.source", json!("Discover")),
         daily.named("no-secret"),
     ] {
         apply(cluster, &ns, &obj);
@@ -325,7 +321,6 @@ async fn bad_input_is_refused_or_reported_and_a_bad_key_fails_after_one_pod() {
     for (name, reason) in [
         ("bad-cron", "InvalidSpec"),
         ("bad-tz", "InvalidSpec"),
-        ("discover", "InvalidSpec"),
         ("no-secret", "SecretNotFound"),
     ] {
         let s = wait_for(&syncs, name, Duration::from_secs(30), |s| {

@@ -50,6 +50,10 @@ pub struct TmdbSyncSpec {
     /// The side jobs: OMDb ratings, collaborations, person quality score.
     #[serde(default)]
     pub enrichment: EnrichmentSpec,
+    /// Refetching stored movies beyond what the changes feed reports (votes and popularity move
+    /// without a change entry).
+    #[serde(default)]
+    pub refresh: RefreshSpec,
     /// Alert thresholds (exported as metrics for the chart's rules).
     #[serde(default)]
     pub alerts: AlertsSpec,
@@ -87,6 +91,36 @@ pub struct TmdbSpec {
     /// `language` for details (TMDb's default when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Network timeouts of the workers' TMDb and OMDb requests and of the export download
+    /// (each defaults to the `tmdbsync run` default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<TimeoutsSpec>,
+}
+
+/// Network timeouts, in seconds; each unset one keeps its default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeoutsSpec {
+    /// Longest one TMDb or OMDb request may take, answer included (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub request_seconds: Option<u32>,
+    /// Longest a connect (TCP and TLS) to TMDb, its export host or OMDb may take (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub connect_seconds: Option<u32>,
+    /// Longest a request may wait for the next bytes of the answer (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub read_seconds: Option<u32>,
+    /// Longest the export download may receive nothing before it fails (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub export_idle_seconds: Option<u32>,
+    /// Longest the whole export download may take (default 1800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub export_seconds: Option<u32>,
 }
 
 fn default_tmdb_url() -> String {
@@ -105,6 +139,11 @@ fn default_rps() -> u32 {
 pub struct DatabaseSpec {
     /// The Secret key holding the Postgres URL.
     pub url_secret_ref: SecretKeyRef,
+    /// Seconds a worker keeps retrying database work through an outage (a restart, a fail-over)
+    /// before its run fails (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub outage_tolerance_seconds: Option<u32>,
 }
 
 /// Where the catalog comes from.
@@ -126,6 +165,9 @@ pub struct BulkSpec {
     /// Cron schedule (5 fields) in `timeZone`; the Catalog run goes first.
     #[serde(default = "default_bulk_schedule")]
     pub schedule: String,
+    /// Where the Catalog run lists movie ids from: `Export` (TMDb's daily ID export, complete) or
+    /// `Discover` (`/discover/movie` in release-date windows, for clusters that cannot reach the
+    /// export host; `status.discover` counts what it cannot reach).
     #[serde(default)]
     pub source: CatalogSource,
     /// Pages of 20 movies per run (200 ≈ 4,000 movies).
@@ -223,6 +265,11 @@ pub struct EnrichmentSpec {
     pub collaborations: Toggle,
     #[serde(default)]
     pub person_quality_score: Toggle,
+    /// Cast members billed under this order count as key people for collaborations and the
+    /// person quality score (directors and writers always do).
+    #[serde(default = "default_top_cast")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub top_cast: i32,
 }
 
 impl Default for EnrichmentSpec {
@@ -232,8 +279,37 @@ impl Default for EnrichmentSpec {
             omdb: OmdbSpec::default(),
             collaborations: Toggle::default(),
             person_quality_score: Toggle::default(),
+            top_cast: default_top_cast(),
         }
     }
+}
+
+fn default_top_cast() -> i32 {
+    crate::plan::enrich::DEFAULT_TOP_CAST
+}
+
+/// Refetching stored movies the changes feed does not report.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshSpec {
+    /// Movies a day that Delta runs refetch on top of the changes feed, the ones fetched longest
+    /// ago first (the Delta runs of the last 24 hours share the budget; 0 turns it off). Each
+    /// costs one request of `tmdb.requestsPerSecond`.
+    #[serde(default = "default_stale_per_day")]
+    #[schemars(range(min = 0, max = 10000000))]
+    pub stale_movies_per_day: u32,
+}
+
+impl Default for RefreshSpec {
+    fn default() -> Self {
+        RefreshSpec {
+            stale_movies_per_day: default_stale_per_day(),
+        }
+    }
+}
+
+fn default_stale_per_day() -> u32 {
+    1000
 }
 
 fn default_enrich_schedule() -> String {
@@ -389,8 +465,34 @@ pub struct TmdbSyncStatus {
     pub last_schedule_times: Option<NextRuns>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub side_jobs: Vec<SideJobStatus>,
+    /// How much of the catalog the latest Discover walk reached (`bulk.source: Discover` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discover: Option<DiscoverStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// The coverage of the latest Discover catalog walk.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoverStatus {
+    /// The day of the walk (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Distinct movie ids the walk listed into the catalog.
+    pub listed: i64,
+    /// Movies discover reports in all.
+    pub reported: i64,
+    /// Movies discover reports but could not list (past its page cap).
+    pub not_reachable: i64,
+    /// Ids in TMDb's daily export that the sync imports, when the export could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_ids: Option<i64>,
+    /// Of those, ids discover did not list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_ids_not_reachable: Option<i64>,
+    /// The walk's coverage in a sentence.
+    pub message: String,
 }
 
 /// Catalog coverage and ETA (the same numbers as `tmdbsync status`).

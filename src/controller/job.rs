@@ -146,6 +146,7 @@ fn worker_env(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan, name: &str) -> Vec
     if let Some(lang) = &spec.tmdb.language {
         vars.push(env("TMDBSYNC_LANGUAGE", lang));
     }
+    vars.extend(settings_env(run, spec));
     if let Some(p) = plan.pages {
         vars.push(env("TMDBSYNC_PAGES_FROM", p.from.to_string()));
         vars.push(env("TMDBSYNC_PAGES_TO", p.to.to_string()));
@@ -161,6 +162,48 @@ fn worker_env(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan, name: &str) -> Vec
     if run.spec.run_type == RunKind::Enrich {
         vars.extend(enrich_env(run, sync));
     }
+    vars
+}
+
+/// The settings `tmdbsync run` takes as flags, from the TmdbSync (the README's parity table):
+/// the catalog source, the daily stale refetches, key cast, timeouts and the database outage
+/// tolerance. Unset optional ones keep the worker's defaults.
+fn settings_env(run: &SyncRun, spec: &crate::api::tmdb_sync::TmdbSyncSpec) -> Vec<EnvVar> {
+    use crate::api::tmdb_sync::CatalogSource;
+    let source = match spec.bulk.source {
+        CatalogSource::Export => "export",
+        CatalogSource::Discover => "discover",
+    };
+    let mut vars = vec![env("TMDBSYNC_BULK_SOURCE", source)];
+    match run.spec.run_type {
+        // A manual window re-reads days; it spends none of the day's refetches.
+        RunKind::Delta if run.spec.window.is_none() => vars.push(env(
+            "TMDBSYNC_REFRESH_STALE",
+            spec.refresh.stale_movies_per_day.to_string(),
+        )),
+        RunKind::Enrich => vars.push(env(
+            "TMDBSYNC_TOP_CAST",
+            spec.enrichment.top_cast.to_string(),
+        )),
+        _ => {}
+    }
+    let t = spec.tmdb.timeouts.clone().unwrap_or_default();
+    let seconds = [
+        ("TMDBSYNC_TIMEOUT_SECS", t.request_seconds),
+        ("TMDBSYNC_CONNECT_TIMEOUT_SECS", t.connect_seconds),
+        ("TMDBSYNC_READ_TIMEOUT_SECS", t.read_seconds),
+        ("TMDBSYNC_EXPORT_IDLE_TIMEOUT_SECS", t.export_idle_seconds),
+        ("TMDBSYNC_EXPORT_TIMEOUT_SECS", t.export_seconds),
+        (
+            "TMDBSYNC_DB_OUTAGE_SECS",
+            spec.database.outage_tolerance_seconds,
+        ),
+    ];
+    vars.extend(
+        seconds
+            .into_iter()
+            .filter_map(|(name, v)| v.map(|v| env(name, v.to_string()))),
+    );
     vars
 }
 
@@ -357,6 +400,56 @@ mod tests {
         let env = job_env(&run, &sync);
         assert_eq!(env["TMDBSYNC_ENRICH_STAGES"].value.as_deref(), Some("pqs"));
         assert!(!env.contains_key("OMDB_API_KEY"));
+    }
+
+    #[test]
+    fn jobs_carry_the_settings_tmdbsync_run_takes_as_flags() {
+        let (_, mut sync) = objects(false, None);
+        sync.spec.bulk.source = crate::api::tmdb_sync::CatalogSource::Discover;
+        sync.spec.refresh.stale_movies_per_day = 250;
+        sync.spec.enrichment.top_cast = 5;
+        sync.spec.database.outage_tolerance_seconds = Some(900);
+        sync.spec.tmdb.timeouts = Some(crate::api::tmdb_sync::TimeoutsSpec {
+            connect_seconds: Some(3),
+            ..Default::default()
+        });
+        let of = |kind: &str, window: bool| {
+            let mut spec = serde_json::json!({"syncRef": {"name": "cine"}, "type": kind});
+            if window {
+                spec["window"] = serde_json::json!({"start": "2026-01-01", "end": "2026-01-02"});
+            }
+            let run: SyncRun = serde_json::from_value(serde_json::json!({
+                "apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun",
+                "metadata": {"name": "cine-x-1", "namespace": "media", "uid": "u3"},
+                "spec": spec
+            }))
+            .unwrap();
+            let plan = JobPlan {
+                image: "img".into(),
+                pods: 1,
+                pages: None,
+                ttl_seconds: 60,
+            };
+            let job = build_job(&run, &sync, &plan);
+            let c = job.spec.unwrap().template.spec.unwrap().containers[0].clone();
+            c.env
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| e.value.map(|v| (e.name, v)))
+                .collect::<BTreeMap<String, String>>()
+        };
+        let catalog = of("Catalog", false);
+        assert_eq!(catalog["TMDBSYNC_BULK_SOURCE"], "discover");
+        assert_eq!(catalog["TMDBSYNC_CONNECT_TIMEOUT_SECS"], "3");
+        assert_eq!(catalog["TMDBSYNC_DB_OUTAGE_SECS"], "900");
+        assert!(
+            !catalog.contains_key("TMDBSYNC_TIMEOUT_SECS"),
+            "unset keeps the default"
+        );
+        assert!(!catalog.contains_key("TMDBSYNC_REFRESH_STALE"));
+        assert_eq!(of("Delta", false)["TMDBSYNC_REFRESH_STALE"], "250");
+        assert!(!of("Delta", true).contains_key("TMDBSYNC_REFRESH_STALE"));
+        assert_eq!(of("Enrich", false)["TMDBSYNC_TOP_CAST"], "5");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct HealthInputs {
     pub side_job_counts: Vec<super::enrich::SideJobCounts>,
     /// Live movies without an imdb id.
     pub missing_imdb_id: i64,
+    /// The latest catalog run's coverage, when it walked `/discover/movie`.
+    pub discover: Option<super::discover::DiscoverCoverage>,
 }
 
 /// Run totals for one day.
@@ -120,6 +122,9 @@ pub struct SyncHealth {
     pub runs: Vec<RunSummary>,
     /// Completion of OMDb, collaborations and PQS.
     pub side_jobs: super::enrich::SideJobs,
+    /// What the latest Discover catalog walk could not reach (`bulk.source: Discover` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discover: Option<super::discover::DiscoverCoverage>,
 }
 
 impl SyncHealth {
@@ -208,6 +213,7 @@ impl SyncHealth {
                 missing_imdb_id: inputs.missing_imdb_id,
                 next_run: None,
             },
+            discover: inputs.discover.clone(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Pure decisions, no I/O: delta windows, bulk page ranges, progress and ETA. Table-tested.
 
+pub mod discover;
 pub mod enrich;
 pub mod health;
 pub mod pages;

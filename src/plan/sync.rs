@@ -13,7 +13,7 @@ use super::schedule::Schedule;
 use super::status::{self, Phase, PhaseInputs};
 use crate::api::conditions::{DesiredCondition, find, merge};
 use crate::api::tmdb_sync::{
-    CatalogSource, DeltaStart, HistorySpec, LastRun, LastRuns, NextRuns, ProgressStatus,
+    DeltaStart, DiscoverStatus, HistorySpec, LastRun, LastRuns, NextRuns, ProgressStatus,
     SideJobStatus, TmdbSyncSpec,
 };
 use crate::api::{RunPhase, SyncPhase, TmdbSyncStatus};
@@ -46,8 +46,7 @@ pub struct Schedules {
     pub enrich: Schedule,
 }
 
-/// Checks what the schema cannot say: the cron schedules in the time zone, the name's length, the
-/// catalog source.
+/// Checks what the schema cannot say: the cron schedules in the time zone, the name's length.
 pub fn validate(spec: &TmdbSyncSpec, name: &str) -> Result<Schedules, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut parse = |expr: &str| {
@@ -62,13 +61,6 @@ pub fn validate(spec: &TmdbSyncSpec, name: &str) -> Result<Schedules, Vec<Proble
         problems.push(Problem::new(
             "InvalidSpec",
             format!("the name must be at most {MAX_NAME} characters (run names must fit 63)"),
-        ));
-    }
-    if spec.bulk.source == CatalogSource::Discover {
-        // Said plainly rather than silently using the export: the discover walk is not built yet.
-        problems.push(Problem::new(
-            "InvalidSpec",
-            "bulk.source Discover is not supported yet; use Export (TMDb's daily ID export)",
         ));
     }
     match (bulk, delta, enrich) {
@@ -388,6 +380,7 @@ pub fn reconciled(i: StatusInputs<'_>) -> Outcome {
                 percent: j.percent,
             })
             .collect(),
+        discover: health.discover.as_ref().map(discover_status),
         conditions: merge(&i.previous.conditions, &desired, i.generation, i.now),
     };
     let recovered =
@@ -501,6 +494,20 @@ fn progress(health: &SyncHealth) -> ProgressStatus {
     }
 }
 
+/// The latest Discover walk's coverage as the TmdbSync status shows it.
+fn discover_status(c: &super::discover::DiscoverCoverage) -> DiscoverStatus {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    DiscoverStatus {
+        date: c.date.map(|d| d.to_string()),
+        listed: count(c.listed),
+        reported: count(c.reported),
+        not_reachable: count(c.not_reachable),
+        export_ids: c.export.as_ref().map(|e| count(e.ids)),
+        export_ids_not_reachable: c.export.as_ref().map(|e| count(e.not_reachable)),
+        message: c.summary(),
+    }
+}
+
 /// When to look again: the earliest next due time (a second after it), at most 5 minutes away.
 pub fn wake(next: &NextRuns, now: DateTime<Utc>) -> Duration {
     [
@@ -536,7 +543,7 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::tmdb_sync::TmdbSyncSpec;
+    use crate::api::tmdb_sync::{CatalogSource, TmdbSyncSpec};
 
     fn spec() -> TmdbSyncSpec {
         serde_json::from_value(serde_json::json!({
@@ -589,10 +596,10 @@ mod tests {
                 Some("InvalidSpec"),
             ),
             (
-                "discover source → InvalidSpec (not built yet)",
+                "discover source → usable",
                 |s| s.bulk.source = CatalogSource::Discover,
                 "cinegraph",
-                Some("InvalidSpec"),
+                None,
             ),
         ];
         for (case, edit, name, want) in cases {
@@ -791,6 +798,63 @@ mod tests {
         };
         assert_eq!(wake(&next, now), Duration::from_secs(61));
         assert_eq!(wake(&NextRuns::default(), now), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_status_shows_what_the_discover_walk_could_not_reach() {
+        use crate::plan::discover::{DiscoverCoverage, ExportComparison};
+        use crate::plan::health::{HealthInputs, SyncHealth};
+        let mut s = spec();
+        s.bulk.source = CatalogSource::Discover;
+        let schedules = validate(&s, "cinegraph").expect("usable");
+        let now = at("2026-03-03T02:00:00Z");
+        let coverage = DiscoverCoverage {
+            date: Some(now.date_naive()),
+            reported: 1_000,
+            listed: 900,
+            export: Some(ExportComparison {
+                file: "movie_ids_03_03_2026.json.gz".into(),
+                ids: 1_020,
+                not_reachable: 120,
+            }),
+            ..Default::default()
+        }
+        .with_counts();
+        let mut health = SyncHealth::compute(
+            &HealthInputs {
+                tmdb_total: 900,
+                discover: Some(coverage),
+                ..Default::default()
+            },
+            now.date_naive(),
+        );
+        let status = |health: &SyncHealth| {
+            reconciled(StatusInputs {
+                spec: &s,
+                schedules: &schedules,
+                previous: &TmdbSyncStatus::default(),
+                runs: &[],
+                health,
+                last_schedule_times: NextRuns::default(),
+                created: now,
+                now,
+                generation: Some(1),
+            })
+            .status
+        };
+        let d = status(&health).discover.expect("discover status");
+        assert_eq!((d.listed, d.reported, d.not_reachable), (900, 1_000, 100));
+        assert_eq!(
+            (d.export_ids, d.export_ids_not_reachable),
+            (Some(1_020), Some(120))
+        );
+        assert_eq!(d.date.as_deref(), Some("2026-03-03"));
+        assert!(
+            d.message
+                .contains("120 export ids not reachable by discover")
+        );
+        health.discover = None;
+        assert_eq!(status(&health).discover, None, "export catalogs show none");
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub start_date: NaiveDate,
     /// Fraction of movies served as poison records (see [`glitch`]); 0 serves clean data.
     pub glitch_rate: f64,
+    /// The last page `/discover/movie` serves (TMDb: 500). A lower cap lets a small catalog show
+    /// what a walk cannot reach.
+    pub discover_max_page: u32,
 }
 
 impl Default for SimConfig {
@@ -64,6 +67,7 @@ impl Default for SimConfig {
             error_rate: 0.0,
             start_date: Utc::now().date_naive() - chrono::Days::new(30),
             glitch_rate: 0.0,
+            discover_max_page: 500,
         }
     }
 }
@@ -86,6 +90,8 @@ pub(crate) struct Sim {
     windows: Mutex<Windows>,
     exports: tokio::sync::Mutex<ExportCache>,
     sorted: Mutex<HashMap<SortKey, Arc<Vec<u32>>>>,
+    /// The last page discover serves.
+    discover_max_page: u32,
     started: Instant,
 }
 
@@ -112,6 +118,7 @@ impl Sim {
             windows: Mutex::new(Windows::default()),
             exports: tokio::sync::Mutex::new(ExportCache::default()),
             sorted: Mutex::new(HashMap::new()),
+            discover_max_page: c.discover_max_page.max(1),
             started: Instant::now(),
         }
     }

@@ -60,12 +60,17 @@ impl IntoResponse for ApiError {
 }
 
 fn page(q: &Params) -> Result<u64, ApiError> {
+    page_up_to(q, 500)
+}
+
+/// The `page` parameter, refused past `last` as TMDb refuses it past 500.
+fn page_up_to(q: &Params, last: u32) -> Result<u64, ApiError> {
     match q.get("page") {
         None => Ok(1),
         Some(p) => p
             .parse::<u64>()
             .ok()
-            .filter(|p| (1..=500).contains(p))
+            .filter(|p| (1..=u64::from(last)).contains(p))
             .ok_or(ApiError::Page),
     }
 }
@@ -355,8 +360,12 @@ fn sorted(sim: &Sim, cat: &Catalog, sort: u8) -> Arc<Vec<u32>> {
     v
 }
 
+/// `/discover/movie` with the filters the engine uses: `primary_release_date.gte/.lte` (a date
+/// filter leaves out movies without a release date), `sort_by` (popularity or primary release
+/// date, either way; movies without a date sort last), `include_adult` and `include_video` (both
+/// false unless given), pages up to the cap, and uncapped `total_results` / `total_pages`.
 fn discover(sim: &Sim, q: &Params) -> Response {
-    let page = match page(q) {
+    let page = match page_up_to(q, sim.discover_max_page) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -376,6 +385,7 @@ fn discover(sim: &Sim, q: &Params) -> Response {
         day("primary_release_date.lte"),
     );
     let adult_ok = q.get("include_adult").is_some_and(|v| v == "true");
+    let video_ok = q.get("include_video").is_some_and(|v| v == "true");
     let cat = sim.read();
     let order = sorted(sim, &cat, sort);
     let c = ctx(&cat);
@@ -383,6 +393,7 @@ fn discover(sim: &Sim, q: &Params) -> Response {
     for i in order.iter() {
         let m = &cat.movies[*i as usize];
         if (m.adult && !adult_ok)
+            || (!video_ok && super::export::is_video(cat.seed, m.id))
             || ((gte.is_some() || lte.is_some()) && m.release == NO_DATE)
             || gte.is_some_and(|g| m.release < g)
             || lte.is_some_and(|l| m.release > l)

@@ -1,8 +1,10 @@
 //! The Catalog stage: stream the day's ID export into `catalog_ids` (COPY, never whole in memory).
 //! Today's file is published by 08:00 UTC; before that, yesterday's is used, and the run says so.
+//! With the Discover source the ids come from a `/discover/movie` walk instead ([`super::discover`]).
 
 use chrono::{Days, NaiveDate};
 
+use super::discover::DiscoverOptions;
 use super::{Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
 use crate::store::catalog::{self, LoadError};
@@ -10,8 +12,27 @@ use crate::store::runs;
 use crate::tmdb::TmdbError;
 use crate::tmdb::export::{ExportReader, ExportRecord, export_file_name, open_export};
 
+/// Where a Catalog run lists the catalog from (`bulk.source`, `--bulk-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CatalogSource {
+    /// TMDb's daily ID export: complete.
+    #[default]
+    Export,
+    /// A `/discover/movie` walk, for clusters that cannot reach the export host.
+    Discover(DiscoverOptions),
+}
+
 /// Loads the newest published export (today's, else yesterday's) into the catalog.
 pub async fn run(engine: &Engine, label: &RunLabel) -> Result<StageReport, StageError> {
+    run_from(engine, CatalogSource::Export, label).await
+}
+
+/// Loads the catalog from `source`.
+pub async fn run_from(
+    engine: &Engine,
+    source: CatalogSource,
+    label: &RunLabel,
+) -> Result<StageReport, StageError> {
     engine
         .tmdb
         .check_credentials()
@@ -23,7 +44,12 @@ pub async fn run(engine: &Engine, label: &RunLabel) -> Result<StageReport, Stage
     // a new download (no detail request is involved).
     let mut outage = engine.store.outage();
     let outcome = loop {
-        let outcome = load_newest(engine, run, today).await;
+        let outcome = match source {
+            CatalogSource::Export => load_newest(engine, run, today).await,
+            CatalogSource::Discover(options) => {
+                super::discover::load(engine, run, today, options).await
+            }
+        };
         if let Err(StageError::Store(e)) = &outcome
             && outage.wait("loading the catalog", e).await
         {

@@ -12,7 +12,7 @@ use super::writer::{Batch, Writer};
 use super::{Closing, Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
 use crate::plan::windows::{DeltaWindow, MAX_WINDOW_DAYS, delta_start, delta_windows};
-use crate::store::runs::{ErrorRecord, RunCounters, RunId, RunTotals};
+use crate::store::runs::{self, ErrorRecord, RunCounters, RunId, RunTotals};
 use crate::store::{catalog, movies, pages};
 use crate::tmdb::TmdbError;
 
@@ -23,7 +23,8 @@ pub struct DeltaOptions {
     pub lookback_days: u32,
     /// An explicit window (a manual SyncRun): read it, and leave the watermark alone.
     pub window: Option<DeltaWindow>,
-    /// Also refetch this many of the movies fetched longest ago.
+    /// Refetch up to this many of the movies fetched longest ago per day (all delta runs of the
+    /// last 24 hours together; 0 turns it off): the changes feed misses vote and popularity moves.
     pub refresh_stale: i64,
 }
 
@@ -39,6 +40,8 @@ impl Default for DeltaOptions {
 
 const BATCH_MOVIES: usize = 100;
 const BATCH_AGE: Duration = Duration::from_secs(2);
+/// Run metadata count of stale movies refetched (the daily budget and the message read it).
+const STALE_REFRESHED: &str = "stale_refreshed";
 
 /// Runs one delta pass.
 pub async fn run(
@@ -109,10 +112,11 @@ async fn apply_windows(
         }
     }
     if result.is_ok() && options.refresh_stale > 0 {
-        result = refresh_stale(engine, &writer, options.refresh_stale, &seen).await;
+        result = refresh_stale(engine, &writer, run, options.refresh_stale, &seen).await;
     }
     writer.finish().await?;
     result?;
+    let per_day = options.refresh_stale;
     let span = match (windows.first(), windows.last()) {
         (Some(f), Some(l)) => format!("{} to {}", f.start, l.end),
         _ => "no days".into(),
@@ -126,6 +130,12 @@ async fn apply_windows(
                 c.movies_imported, c.movies_updated, c.movies_deleted, c.movies_skipped, c.errors
             );
             message.push_str(&still_failing_note(c.errors));
+            let refreshed = t.metadata_count(STALE_REFRESHED);
+            if refreshed > 0 {
+                message.push_str(&format!(
+                    "; refetched {refreshed} movies fetched longest ago (at most {per_day} a day)"
+                ));
+            }
             if let Some(day) = held_at {
                 message.push_str(&format!(
                     "; watermark held before {day} for the next run to retry"
@@ -254,13 +264,30 @@ async fn list_changes(
     Ok(ids)
 }
 
+/// Refetches the movies fetched longest ago, within what is left of the day's budget `per_day`
+/// (the delta runs of the last 24 hours share it).
 async fn refresh_stale(
     engine: &Engine,
     writer: &Writer,
-    limit: i64,
+    run: RunId,
+    per_day: i64,
     seen: &std::collections::HashSet<i64>,
 ) -> Result<(), StageError> {
     let store = &engine.store;
+    let used = store
+        .retry("reading today's stale refetches", || {
+            runs::metadata_count_since(store, RunType::Delta, STALE_REFRESHED, 24)
+        })
+        .await?;
+    let limit = per_day - used;
+    if limit <= 0 {
+        tracing::info!(
+            per_day,
+            used,
+            "delta: the stale-refetch budget of the day is spent"
+        );
+        return Ok(());
+    }
     let ids = store
         .retry("listing the stalest movies", || {
             movies::stalest_ids(store, limit + seen.len() as i64)
@@ -269,8 +296,15 @@ async fn refresh_stale(
     let ids: Vec<i64> = ids
         .into_iter()
         .filter(|id| !seen.contains(id))
-        .take(limit.max(0) as usize)
+        .take(limit as usize)
         .collect();
+    tracing::info!(
+        ids = ids.len(),
+        per_day,
+        used,
+        "delta: refetching the stalest movies"
+    );
+    let counted = [(STALE_REFRESHED, ids.len() as i64)];
     let mut rx = fetch_movies(
         engine.tmdb.clone(),
         ids.into_iter().map(|id| ((), id)).collect(),
@@ -299,6 +333,11 @@ async fn refresh_stale(
         }
     }
     let _ = writer.send(batch).await;
+    store
+        .retry("counting stale refetches", || {
+            runs::add_metadata_counts(store, run, &counted)
+        })
+        .await?;
     Ok(())
 }
 

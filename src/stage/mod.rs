@@ -3,6 +3,7 @@
 pub mod bulk;
 pub mod catalog;
 pub mod delta;
+pub mod discover;
 pub mod enrich;
 pub mod fetch;
 pub mod liveness;

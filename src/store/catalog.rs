@@ -278,3 +278,20 @@ pub async fn known_ids(store: &Store, ids: &[i64]) -> Result<std::collections::H
         .context("looking up catalog ids")?;
     Ok(rows.into_iter().collect())
 }
+
+/// The coverage the latest completed Catalog run recorded, when that run walked `/discover/movie`
+/// (`None` when the latest loaded the export, or there is none).
+pub async fn latest_discover_coverage(
+    store: &Store,
+) -> Result<Option<crate::plan::discover::DiscoverCoverage>> {
+    let value: Option<Option<serde_json::Value>> = sqlx::query_scalar(
+        "SELECT metadata->'discover' FROM sync_runs
+         WHERE run_type = 'catalog' AND status = 'completed'
+         ORDER BY completed_at DESC NULLS LAST, id DESC LIMIT 1",
+    )
+    .fetch_optional(store.pool())
+    .await
+    .context("reading the latest discover coverage")?;
+    // A row written by another version that does not parse is shown as no coverage, not an error.
+    Ok(value.flatten().and_then(|v| serde_json::from_value(v).ok()))
+}

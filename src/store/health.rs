@@ -107,6 +107,7 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
         recent_runs: recent,
         side_job_counts,
         missing_imdb_id,
+        discover: super::catalog::latest_discover_coverage(store).await?,
     })
 }
 
