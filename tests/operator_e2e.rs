@@ -525,7 +525,7 @@ async fn scheduled_enrich_runs_follow_the_imports_and_report_per_stage_counters(
                 && st
                     .side_jobs
                     .iter()
-                    .any(|j| j.stage == "pqs" && j.percent == 100.0)
+                    .any(|j| j.stage == "pqs" && j.percent == Some(100.0))
         })
     })
     .await;
