@@ -100,7 +100,10 @@ fn walk(node: &Value, path: &str, visit: &mut impl FnMut(&str, &Value)) {
 fn undescribed(schema: &Value) -> Vec<String> {
     let mut missing = Vec::new();
     walk(schema, "", &mut |path, prop| {
-        let text = prop.get("description").and_then(Value::as_str).unwrap_or("");
+        let text = prop
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if text.trim().is_empty() {
             missing.push(path.to_string());
         }
@@ -132,15 +135,12 @@ fn every_property_of_both_crds_has_a_description() {
 #[test]
 fn the_description_check_finds_a_property_without_one() {
     let schema = serde_json::json!({"description": "root", "properties": {
-        "spec": {"description": "s", "properties": {
-            "a": {"description": "a"},
-            "list": {"description": "l", "items": {"properties": {"b": {"type": "string"}}}},
-            "map": {"description": "m", "additionalProperties": {"properties": {"c": {"description": " "}}}}
-        }}}});
-    assert_eq!(
-        undescribed(&schema),
-        [".spec.list[].b", ".spec.map{}.c"]
-    );
+    "spec": {"description": "s", "properties": {
+        "a": {"description": "a"},
+        "list": {"description": "l", "items": {"properties": {"b": {"type": "string"}}}},
+        "map": {"description": "m", "additionalProperties": {"properties": {"c": {"description": " "}}}}
+    }}}});
+    assert_eq!(undescribed(&schema), [".spec.list[].b", ".spec.map{}.c"]);
 }
 
 #[test]
@@ -162,7 +162,10 @@ fn both_kinds_share_a_category_that_is_no_resource_name() {
         for c in &categories {
             // kubectl expands a category before a name: `kubectl get <category> NAME` would then
             // look NAME up in every kind of the category.
-            assert!(!names.contains(c), "category {c} equals a resource name: {names:?}");
+            assert!(
+                !names.contains(c),
+                "category {c} equals a resource name: {names:?}"
+            );
         }
     }
     assert_eq!(

@@ -132,7 +132,14 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(
         &row[..6],
-        ["cinegraph", "Maintaining", "True", "Reconciled", "100", "500"],
+        [
+            "cinegraph",
+            "Maintaining",
+            "True",
+            "Reconciled",
+            "100",
+            "500"
+        ],
         "{table}"
     );
     let table = cluster.kubectl_ok(["-n", &ns, "get", "syncruns"]);
@@ -285,7 +292,11 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
     );
     let omdb = st.side_jobs.iter().find(|j| j.stage == "omdb").unwrap();
     assert_eq!((omdb.enabled, omdb.percent), (false, None), "{omdb:?}");
-    assert!(st.side_jobs.iter().any(|j| j.enabled && j.percent.is_some()));
+    assert!(
+        st.side_jobs
+            .iter()
+            .any(|j| j.enabled && j.percent.is_some())
+    );
 
     // Secrets never show up in statuses, events, logs or metrics.
     let everything = format!(

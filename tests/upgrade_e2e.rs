@@ -206,9 +206,15 @@ async fn resources_of_the_previous_crds_keep_working_and_nothing_is_imported_twi
     // refreshes it, as a user would after the upgrade (the README says so). Then the category
     // lists the old resources of both kinds.
     let resources = cluster.kubectl_ok(["api-resources", "--api-group=tmdbsync.io", "-o", "wide"]);
-    assert!(resources.contains("tmdb-all") && resources.contains("tmdbrun"), "{resources}");
+    assert!(
+        resources.contains("tmdb-all") && resources.contains("tmdbrun"),
+        "{resources}"
+    );
     let listed = cluster.kubectl_ok(["-n", &ns, "get", "tmdb-all", "-o", "name"]);
-    for name in [format!("tmdbsync.tmdbsync.io/{SYNC}"), format!("syncrun.tmdbsync.io/{bulk_run}")] {
+    for name in [
+        format!("tmdbsync.tmdbsync.io/{SYNC}"),
+        format!("syncrun.tmdbsync.io/{bulk_run}"),
+    ] {
         assert!(listed.contains(&name), "{name} in {listed}");
     }
     let _controller = ControllerProcess::start(cluster, &ns, &[]);
@@ -251,10 +257,7 @@ async fn resources_of_the_previous_crds_keep_working_and_nothing_is_imported_twi
     assert_eq!(st.observed_generation, sync.metadata.generation);
     assert_eq!(st.phase, Some(SyncPhase::Maintaining));
     let progress = st.progress.clone().unwrap();
-    assert_eq!(
-        (progress.imported, progress.remaining),
-        (MOVIES as i64, 0)
-    );
+    assert_eq!((progress.imported, progress.remaining), (MOVIES as i64, 0));
     let conditions: Vec<(&str, &str, String)> = st
         .conditions
         .iter()
@@ -284,7 +287,11 @@ async fn resources_of_the_previous_crds_keep_working_and_nothing_is_imported_twi
     assert!(omdb.get("percent").is_none(), "disabled, not 0 %: {omdb}");
     let table = cluster.kubectl_ok(["-n", &ns, "get", "tmdb"]);
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(&row[..4], [SYNC, "Maintaining", "True", "Reconciled"], "{table}");
+    assert_eq!(
+        &row[..4],
+        [SYNC, "Maintaining", "True", "Reconciled"],
+        "{table}"
+    );
 
     // The next scheduled Bulk run finds every page done: it succeeds without a request.
     let new_bulk = eventually(

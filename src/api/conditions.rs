@@ -112,14 +112,20 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use ConditionStatus::{False, True, Unknown};
+    use chrono::TimeZone;
 
     fn day(d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, d, 0, 0, 0).unwrap()
     }
 
-    fn cond(type_: &str, status: ConditionStatus, reason: &str, since: u32, gen_: i64) -> Condition {
+    fn cond(
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        since: u32,
+        gen_: i64,
+    ) -> Condition {
         Condition {
             type_: type_.into(),
             status: status.as_str().into(),
@@ -153,11 +159,20 @@ mod tests {
     fn merge_cases() {
         // Every case merges at day 9, generation 3.
         type Row = (&'static str, ConditionStatus, &'static str, u32, i64);
-        let cases: Vec<(&str, Vec<Condition>, Vec<DesiredCondition>, Vec<Row>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<Condition>,
+            Vec<DesiredCondition>,
+            Vec<Row>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "first reconcile → every condition transitions now",
                 vec![],
-                vec![want("Ready", True, "Reconciled"), want("Stalled", False, "RecentSuccess")],
+                vec![
+                    want("Ready", True, "Reconciled"),
+                    want("Stalled", False, "RecentSuccess"),
+                ],
                 vec![
                     ("Ready", True, "Reconciled", 9, 3),
                     ("Stalled", False, "RecentSuccess", 9, 3),
@@ -195,7 +210,10 @@ mod tests {
                     cond("Ready", True, "Reconciled", 1, 2),
                     cond("Stalled", True, "NoRecentSuccess", 4, 2),
                 ],
-                vec![want("Ready", True, "Reconciled"), want("Stalled", False, "RecentSuccess")],
+                vec![
+                    want("Ready", True, "Reconciled"),
+                    want("Stalled", False, "RecentSuccess"),
+                ],
                 vec![
                     ("Ready", True, "Reconciled", 1, 3),
                     ("Stalled", False, "RecentSuccess", 9, 3),
@@ -228,7 +246,10 @@ mod tests {
 
     #[test]
     fn merging_the_same_conditions_again_changes_nothing() {
-        let desired = [want("Ready", True, "Reconciled"), want("Stalled", False, "RecentSuccess")];
+        let desired = [
+            want("Ready", True, "Reconciled"),
+            want("Stalled", False, "RecentSuccess"),
+        ];
         let first = merge(&[], &desired, Some(1), day(1));
         assert_eq!(merge(&first, &desired, Some(1), day(5)), first);
     }

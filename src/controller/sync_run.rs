@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::job::{JobPlan, build_job, fatal_exit_code};
 use super::{Context, Error};
-use crate::api::sync_run::{PageRangeSpec, RunKind};
 use crate::api::conditions::merge;
+use crate::api::sync_run::{PageRangeSpec, RunKind};
 use crate::api::{FIELD_MANAGER, RunPhase, SyncRun, SyncRunStatus, TmdbSync};
 use crate::plan::RunType;
 use crate::plan::pages::{PageRange, total_pages};
@@ -32,7 +32,10 @@ pub async fn reconcile(run: Arc<SyncRun>, ctx: Arc<Context>) -> Result<Action, E
     if status.phase.is_some_and(RunPhase::is_finished) {
         // A run finished by an older controller has no conditions yet: add them once, dated when
         // it finished (a no-op, without an API call, once they are there).
-        let finished_at = status.completed_at.as_deref().and_then(crate::plan::sync::parse_time);
+        let finished_at = status
+            .completed_at
+            .as_deref()
+            .and_then(crate::plan::sync::parse_time);
         patch_status_at(&ctx, &run, &status, status.clone(), finished_at).await?;
         return Ok(Action::await_change());
     }
@@ -344,7 +347,11 @@ async fn observe_job(
         .await;
     }
     next.reason = Some("Running".into());
-    if let Some(started) = next.started_at.as_deref().and_then(crate::plan::sync::parse_time) {
+    if let Some(started) = next
+        .started_at
+        .as_deref()
+        .and_then(crate::plan::sync::parse_time)
+    {
         let elapsed = (Utc::now() - started).num_seconds();
         let step = ctx.config.mirror_interval.as_secs() as i64;
         next.duration = Some(runplan::format_duration(runplan::running_duration_secs(
@@ -506,11 +513,8 @@ async fn patch_status_at(
     at: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
     next.observed_generation = run.metadata.generation;
-    let desired = runplan::run_conditions(
-        next.phase,
-        next.reason.as_deref(),
-        next.message.as_deref(),
-    );
+    let desired =
+        runplan::run_conditions(next.phase, next.reason.as_deref(), next.message.as_deref());
     next.conditions = merge(
         &current.conditions,
         &desired,

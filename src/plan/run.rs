@@ -138,7 +138,8 @@ pub fn run_conditions(
         RunPhase::Failed => "Failed",
     });
     let message = message.unwrap_or_default();
-    let this = |type_, status: ConditionStatus| DesiredCondition::new(type_, status, reason, message);
+    let this =
+        |type_, status: ConditionStatus| DesiredCondition::new(type_, status, reason, message);
     let open = |type_| {
         DesiredCondition::new(
             type_,
@@ -317,7 +318,13 @@ mod tests {
     fn run_condition_cases() {
         use ConditionStatus::{False, True, Unknown};
         type Row = (&'static str, ConditionStatus, &'static str);
-        let cases: Vec<(&str, Option<RunPhase>, Option<&str>, Vec<Row>)> = vec![
+        type Case = (
+            &'static str,
+            Option<RunPhase>,
+            Option<&'static str>,
+            Vec<Row>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "new run, no status yet → not running, outcome unknown",
                 None,
@@ -370,12 +377,15 @@ mod tests {
             ),
         ];
         for (case, phase, reason, want) in cases {
-            let got: Vec<(&str, ConditionStatus, String)> = run_conditions(phase, reason, Some("m"))
+            let got: Vec<(&str, ConditionStatus, String)> =
+                run_conditions(phase, reason, Some("m"))
+                    .into_iter()
+                    .map(|c| (c.type_, c.status, c.reason))
+                    .collect();
+            let want: Vec<(&str, ConditionStatus, String)> = want
                 .into_iter()
-                .map(|c| (c.type_, c.status, c.reason))
+                .map(|(t, s, r)| (t, s, r.to_string()))
                 .collect();
-            let want: Vec<(&str, ConditionStatus, String)> =
-                want.into_iter().map(|(t, s, r)| (t, s, r.to_string())).collect();
             assert_eq!(got, want, "{case}");
         }
     }
