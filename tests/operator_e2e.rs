@@ -118,6 +118,8 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         [
             "NAME",
             "PHASE",
+            "READY",
+            "REASON",
             "PROGRESS",
             "IMPORTED",
             "ETA",
@@ -129,8 +131,15 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
     );
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(
-        &row[..4],
-        ["cinegraph", "Maintaining", "100", "500"],
+        &row[..6],
+        [
+            "cinegraph",
+            "Maintaining",
+            "True",
+            "Reconciled",
+            "100",
+            "500"
+        ],
         "{table}"
     );
     let table = cluster.kubectl_ok(["-n", &ns, "get", "syncruns"]);
@@ -200,7 +209,32 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         .map(|v| v.as_i64().unwrap())
         .collect();
     apply(cluster, &ns, &sync_run("catch-up", "Delta"));
-    let done = run_succeeded(&runs, "catch-up", Duration::from_secs(90)).await;
+    // A tool waits on the run's conditions (the real kubectl).
+    cluster.kubectl_ok([
+        "-n",
+        &ns,
+        "wait",
+        "--for=condition=Succeeded",
+        "--timeout=90s",
+        "syncrun/catch-up",
+    ]);
+    let done = run_succeeded(&runs, "catch-up", Duration::from_secs(5)).await;
+    let conditions: Vec<(&str, &str, Option<i64>)> = done
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str(), c.observed_generation))
+        .collect();
+    assert_eq!(
+        conditions,
+        [
+            ("Failed", "False", Some(1)),
+            ("Running", "False", Some(1)),
+            ("Succeeded", "True", Some(1))
+        ]
+    );
     assert!(
         done.metadata
             .owner_references
@@ -212,6 +246,57 @@ async fn scheduled_runs_import_the_catalog_and_a_manual_delta_brings_changes_in(
         let body = support::sim_get(&sim, &format!("/3/movie/{id}?api_key=k")).await;
         assert_eq!(json!(stored_title(&store, *id).await), body["title"]);
     }
+
+    // The API describes itself: `kubectl explain` shows the field descriptions, one category lists
+    // both kinds, the SyncRun short name works.
+    // kubectl wraps descriptions: compare with runs of whitespace as one space.
+    let words = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let explained = words(cluster.kubectl_ok(["explain", "tmdbsync.spec"]));
+    for text in [
+        "What to mirror and when",
+        "Stops scheduling new runs while true",
+        "The progressive bulk import",
+        "Settings of the Kubernetes Jobs that execute the runs",
+    ] {
+        assert!(explained.contains(text), "{text:?} in\n{explained}");
+    }
+    let explained = words(cluster.kubectl_ok(["explain", "syncrun.status.conditions"]));
+    assert!(
+        explained.contains("kubectl wait --for=condition=Succeeded"),
+        "{explained}"
+    );
+    // kubectl caches discovery for hours and expands categories from that cache: refresh it (the
+    // CRDs may have changed since it last looked, e.g. in upgrade_e2e).
+    let resources = cluster.kubectl_ok(["api-resources", "--api-group=tmdbsync.io", "-o", "wide"]);
+    assert!(resources.contains("tmdb-all"), "{resources}");
+    let listed = cluster.kubectl_ok(["-n", &ns, "get", "tmdb-all", "-o", "name"]);
+    assert!(
+        listed.contains("tmdbsync.tmdbsync.io/cinegraph")
+            && listed.contains("syncrun.tmdbsync.io/catch-up"),
+        "{listed}"
+    );
+    cluster.kubectl_ok(["-n", &ns, "get", "tmdbrun", "catch-up"]);
+    cluster.kubectl_ok(["-n", &ns, "get", "tmdb", "cinegraph"]);
+    // Every condition was evaluated at the current generation; OMDb (off by default) shows as
+    // disabled, not 0 %.
+    let sync = syncs.get("cinegraph").await.unwrap();
+    let st = sync.status.clone().unwrap();
+    assert_eq!(st.observed_generation, sync.metadata.generation);
+    assert_eq!(st.conditions.len(), 5, "{:?}", st.conditions);
+    assert!(
+        st.conditions
+            .iter()
+            .all(|c| c.observed_generation == sync.metadata.generation),
+        "{:?}",
+        st.conditions
+    );
+    let omdb = st.side_jobs.iter().find(|j| j.stage == "omdb").unwrap();
+    assert_eq!((omdb.enabled, omdb.percent), (false, None), "{omdb:?}");
+    assert!(
+        st.side_jobs
+            .iter()
+            .any(|j| j.enabled && j.percent.is_some())
+    );
 
     // Secrets never show up in statuses, events, logs or metrics.
     let everything = format!(
@@ -395,10 +480,16 @@ async fn killing_the_controller_mid_run_duplicates_nothing_and_the_run_finishes(
     apply(cluster, &ns, &sync_run("load-catalog", "Catalog"));
     run_succeeded(&runs, "load-catalog", Duration::from_secs(60)).await;
     apply(cluster, &ns, &sync_run("import", "Bulk"));
-    wait_for(&runs, "import", Duration::from_secs(60), |r| {
+    let running = wait_for(&runs, "import", Duration::from_secs(60), |r| {
         r.status
             .as_ref()
             .is_some_and(|s| s.phase == Some(RunPhase::Running) && s.movies_imported > 0)
+    })
+    .await;
+    // A running run shows a duration that grows while it runs.
+    let first_duration = running_secs(&running).expect("a running run shows its duration");
+    wait_for(&runs, "import", Duration::from_secs(10), |r| {
+        running_secs(r).is_some_and(|d| d > first_duration)
     })
     .await;
     drop(first); // SIGKILL mid-run
@@ -520,7 +611,7 @@ async fn scheduled_enrich_runs_follow_the_imports_and_report_per_stage_counters(
                 && st
                     .side_jobs
                     .iter()
-                    .any(|j| j.stage == "pqs" && j.percent == 100.0)
+                    .any(|j| j.stage == "pqs" && j.percent == Some(100.0))
         })
     })
     .await;
@@ -583,4 +674,31 @@ async fn scheduled_enrich_runs_follow_the_imports_and_report_per_stage_counters(
         !everything.contains("omdb-e2e-key-91c2"),
         "the OMDb key leaked"
     );
+}
+
+/// The duration of a running run in seconds (`1m5s` → 65), or `None` when it is not running.
+fn running_secs(run: &SyncRun) -> Option<i64> {
+    let st = run.status.as_ref()?;
+    if st.phase != Some(RunPhase::Running) {
+        return None;
+    }
+    let text = st.duration.as_deref()?;
+    let mut total = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'h' | 'm' | 's' => {
+                let n: i64 = number.parse().ok()?;
+                number.clear();
+                total += n * match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+            }
+            _ => return None,
+        }
+    }
+    Some(total)
 }

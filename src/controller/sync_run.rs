@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::job::{JobPlan, build_job, fatal_exit_code};
 use super::{Context, Error};
+use crate::api::conditions::merge;
 use crate::api::sync_run::{PageRangeSpec, RunKind};
 use crate::api::{FIELD_MANAGER, RunPhase, SyncRun, SyncRunStatus, TmdbSync};
 use crate::plan::RunType;
@@ -29,6 +30,13 @@ pub async fn reconcile(run: Arc<SyncRun>, ctx: Arc<Context>) -> Result<Action, E
     let name = run.name_any();
     let status = run.status.clone().unwrap_or_default();
     if status.phase.is_some_and(RunPhase::is_finished) {
+        // A run finished by an older controller has no conditions yet: add them once, dated when
+        // it finished (a no-op, without an API call, once they are there).
+        let finished_at = status
+            .completed_at
+            .as_deref()
+            .and_then(crate::plan::sync::parse_time);
+        patch_status_at(&ctx, &run, &status, status.clone(), finished_at).await?;
         return Ok(Action::await_change());
     }
     let syncs: Api<TmdbSync> = Api::namespaced(ctx.client.clone(), &ns);
@@ -339,6 +347,17 @@ async fn observe_job(
         .await;
     }
     next.reason = Some("Running".into());
+    if let Some(started) = next
+        .started_at
+        .as_deref()
+        .and_then(crate::plan::sync::parse_time)
+    {
+        let elapsed = (Utc::now() - started).num_seconds();
+        let step = ctx.config.mirror_interval.as_secs() as i64;
+        next.duration = Some(runplan::format_duration(runplan::running_duration_secs(
+            elapsed, step,
+        )));
+    }
     patch_status(ctx, run, &status, next).await?;
     Ok(Action::requeue(ctx.config.mirror_interval))
 }
@@ -407,7 +426,7 @@ async fn finish(
     let next = SyncRunStatus {
         phase: Some(phase),
         completed_at: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        duration: started.map(|s| format_duration((now - s).num_seconds())),
+        duration: started.map(|s| runplan::format_duration((now - s).num_seconds())),
         reason: Some(reason.into()),
         message: Some(message.into()),
         ..status.clone()
@@ -446,17 +465,6 @@ async fn invalid(
     .await
 }
 
-/// `1h2m3s` style.
-pub fn format_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
-    }
-}
-
 /// Makes the TmdbSync the controller-owner of a manual run (garbage collection, parent wake-ups).
 async fn adopt(ctx: &Context, run: &SyncRun, sync: &TmdbSync) -> Result<(), Error> {
     let owned = run
@@ -485,14 +493,34 @@ async fn adopt(ctx: &Context, run: &SyncRun, sync: &TmdbSync) -> Result<(), Erro
     Ok(())
 }
 
-/// Server-side applies the status when it differs from the current one.
+/// Server-side applies the status when it differs from the current one, with the conditions its
+/// phase and reason imply ([`runplan::run_conditions`]) and `observedGeneration`.
 async fn patch_status(
     ctx: &Context,
     run: &SyncRun,
     current: &SyncRunStatus,
+    next: SyncRunStatus,
+) -> Result<(), Error> {
+    patch_status_at(ctx, run, current, next, None).await
+}
+
+/// [`patch_status`], with conditions that transition now dated `at` (default: now).
+async fn patch_status_at(
+    ctx: &Context,
+    run: &SyncRun,
+    current: &SyncRunStatus,
     mut next: SyncRunStatus,
+    at: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
     next.observed_generation = run.metadata.generation;
+    let desired =
+        runplan::run_conditions(next.phase, next.reason.as_deref(), next.message.as_deref());
+    next.conditions = merge(
+        &current.conditions,
+        &desired,
+        run.metadata.generation,
+        at.unwrap_or_else(Utc::now),
+    );
     if &next == current {
         return Ok(());
     }
@@ -532,13 +560,5 @@ mod tests {
         for (mine, other, want) in cases {
             assert_eq!(waits_for(mine, other), want, "{mine:?} behind {other:?}");
         }
-    }
-
-    #[test]
-    fn durations_read_like_kubectl() {
-        assert_eq!(format_duration(5), "5s");
-        assert_eq!(format_duration(65), "1m5s");
-        assert_eq!(format_duration(3725), "1h2m5s");
-        assert_eq!(format_duration(-3), "0s");
     }
 }

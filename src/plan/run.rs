@@ -1,7 +1,10 @@
 //! A SyncRun's decisions, pure: which bulk pages it imports (its own, the recorded plan, or the
-//! next open ones), whether its window is valid, how many pods run it.
+//! next open ones), whether its window is valid, how many pods run it, the conditions its status
+//! shows and how its duration reads while it runs.
 
 use super::pages::{PageRange, next_bulk_range};
+use crate::api::RunPhase;
+use crate::api::conditions::{ConditionStatus, DesiredCondition};
 
 /// What a Bulk run does about pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +117,71 @@ pub fn job_failure(
             "RetriesExhausted",
             format!("{}: {job_message}", reason.unwrap_or_default()),
         ),
+    }
+}
+
+/// The conditions of a run in `phase` (with the run's own `reason` and `message`):
+/// * `Running`: True while its Job runs;
+/// * `Succeeded` and `Failed`: Unknown until the run ends, then exactly one of them is True,
+///
+/// so `kubectl wait --for=condition=Succeeded syncrun/NAME` (or `Failed`) returns when it ends.
+pub fn run_conditions(
+    phase: Option<RunPhase>,
+    reason: Option<&str>,
+    message: Option<&str>,
+) -> Vec<DesiredCondition> {
+    let phase = phase.unwrap_or(RunPhase::Pending);
+    let reason = reason.unwrap_or(match phase {
+        RunPhase::Pending => "Pending",
+        RunPhase::Running => "Running",
+        RunPhase::Succeeded => "Completed",
+        RunPhase::Failed => "Failed",
+    });
+    let message = message.unwrap_or_default();
+    let this =
+        |type_, status: ConditionStatus| DesiredCondition::new(type_, status, reason, message);
+    let open = |type_| {
+        DesiredCondition::new(
+            type_,
+            ConditionStatus::Unknown,
+            "NotFinished",
+            "the run has not finished yet",
+        )
+    };
+    let running = this("Running", (phase == RunPhase::Running).into());
+    match phase {
+        RunPhase::Pending | RunPhase::Running => vec![running, open("Succeeded"), open("Failed")],
+        RunPhase::Succeeded => vec![
+            running,
+            this("Succeeded", ConditionStatus::True),
+            this("Failed", ConditionStatus::False),
+        ],
+        RunPhase::Failed => vec![
+            running,
+            this("Succeeded", ConditionStatus::False),
+            this("Failed", ConditionStatus::True),
+        ],
+    }
+}
+
+/// The duration a running run's status shows after `elapsed_secs`: rounded down to whole `step_secs`
+/// (the mirror interval) for ten minutes, to whole minutes after. The controller refreshes it on
+/// each mirror tick; rounding means the status write it causes wakes the run into the same value,
+/// so it writes at most once a step, never in a loop.
+pub fn running_duration_secs(elapsed_secs: i64, step_secs: i64) -> i64 {
+    let elapsed = elapsed_secs.max(0);
+    let step = if elapsed < 600 { step_secs.max(1) } else { 60 };
+    elapsed - elapsed % step
+}
+
+/// A duration as `kubectl` prints one: `5s`, `1m5s`, `1h2m5s`.
+pub fn format_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -244,5 +312,104 @@ mod tests {
         );
         assert!(waiting_message(RunType::Enrich, "x").contains("enrichment follows"));
         assert!(waiting_message(RunType::Bulk, "x").contains("one TMDb run"));
+    }
+
+    #[test]
+    fn run_condition_cases() {
+        use ConditionStatus::{False, True, Unknown};
+        type Row = (&'static str, ConditionStatus, &'static str);
+        type Case = (
+            &'static str,
+            Option<RunPhase>,
+            Option<&'static str>,
+            Vec<Row>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "new run, no status yet → not running, outcome unknown",
+                None,
+                None,
+                vec![
+                    ("Running", False, "Pending"),
+                    ("Succeeded", Unknown, "NotFinished"),
+                    ("Failed", Unknown, "NotFinished"),
+                ],
+            ),
+            (
+                "queued behind another run → not running, with the reason",
+                Some(RunPhase::Pending),
+                Some("Waiting"),
+                vec![
+                    ("Running", False, "Waiting"),
+                    ("Succeeded", Unknown, "NotFinished"),
+                    ("Failed", Unknown, "NotFinished"),
+                ],
+            ),
+            (
+                "Job running → Running True",
+                Some(RunPhase::Running),
+                Some("JobCreated"),
+                vec![
+                    ("Running", True, "JobCreated"),
+                    ("Succeeded", Unknown, "NotFinished"),
+                    ("Failed", Unknown, "NotFinished"),
+                ],
+            ),
+            (
+                "succeeded → Succeeded True, Failed False",
+                Some(RunPhase::Succeeded),
+                Some("NothingToDo"),
+                vec![
+                    ("Running", False, "NothingToDo"),
+                    ("Succeeded", True, "NothingToDo"),
+                    ("Failed", False, "NothingToDo"),
+                ],
+            ),
+            (
+                "failed → Failed True with the reason, Succeeded False",
+                Some(RunPhase::Failed),
+                Some("AuthFailed"),
+                vec![
+                    ("Running", False, "AuthFailed"),
+                    ("Succeeded", False, "AuthFailed"),
+                    ("Failed", True, "AuthFailed"),
+                ],
+            ),
+        ];
+        for (case, phase, reason, want) in cases {
+            let got: Vec<(&str, ConditionStatus, String)> =
+                run_conditions(phase, reason, Some("m"))
+                    .into_iter()
+                    .map(|c| (c.type_, c.status, c.reason))
+                    .collect();
+            let want: Vec<(&str, ConditionStatus, String)> = want
+                .into_iter()
+                .map(|(t, s, r)| (t, s, r.to_string()))
+                .collect();
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_running_duration_grows_in_steps() {
+        let cases = [
+            ("under a step → 0", 4, 5, 0),
+            ("rounded down to the mirror interval", 17, 5, 15),
+            ("a 1 s interval → every second", 17, 1, 17),
+            ("past ten minutes → whole minutes", 725, 5, 720),
+            ("a clock behind the start → 0", -3, 5, 0),
+            ("a zero interval counts as one second", 7, 0, 7),
+        ];
+        for (case, elapsed, step, want) in cases {
+            assert_eq!(running_duration_secs(elapsed, step), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        assert_eq!(format_duration(5), "5s");
+        assert_eq!(format_duration(65), "1m5s");
+        assert_eq!(format_duration(3725), "1h2m5s");
+        assert_eq!(format_duration(-3), "0s");
     }
 }

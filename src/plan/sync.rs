@@ -134,6 +134,7 @@ pub fn unusable(
     let ready = DesiredCondition::new("Ready", false, reason, message.clone());
     Outcome {
         status: TmdbSyncStatus {
+            observed_generation: generation,
             phase: Some(SyncPhase::Degraded),
             conditions: merge(&previous.conditions, &[ready], generation, now),
             ..previous.clone()
@@ -158,6 +159,7 @@ pub fn database_unavailable(
     let ready = DesiredCondition::new("Ready", false, reason, error);
     Outcome {
         status: TmdbSyncStatus {
+            observed_generation: generation,
             conditions: merge(&previous.conditions, &[ready], generation, now),
             ..previous.clone()
         },
@@ -369,17 +371,7 @@ pub fn reconciled(i: StatusInputs<'_>) -> Outcome {
         last_runs: Some(last),
         next_runs: Some(next_runs(i.spec, i.schedules, i.now)),
         last_schedule_times: Some(i.last_schedule_times),
-        side_jobs: health
-            .side_jobs
-            .stages
-            .iter()
-            .map(|j| SideJobStatus {
-                stage: j.stage.as_str().into(),
-                completed: j.done,
-                total: j.total,
-                percent: j.percent,
-            })
-            .collect(),
+        side_jobs: side_jobs(i.spec, &health.side_jobs.stages),
         discover: health.discover.as_ref().map(discover_status),
         conditions: merge(&i.previous.conditions, &desired, i.generation, i.now),
     };
@@ -393,6 +385,38 @@ pub fn reconciled(i: StatusInputs<'_>) -> Outcome {
             action: "Validate",
             message: READY_MESSAGE.into(),
         }),
+    }
+}
+
+/// Each enrichment stage's completion; a stage turned off in the spec says `enabled: false` and
+/// shows no percentage (a disabled stage is not 0 % done, it is not being done).
+pub fn side_jobs(
+    spec: &TmdbSyncSpec,
+    stages: &[super::enrich::SideJobProgress],
+) -> Vec<SideJobStatus> {
+    stages
+        .iter()
+        .map(|j| {
+            let enabled = stage_enabled(spec, j.stage);
+            SideJobStatus {
+                stage: j.stage.as_str().into(),
+                enabled,
+                completed: j.done,
+                total: j.total,
+                percent: enabled.then_some(j.percent),
+            }
+        })
+        .collect()
+}
+
+/// Whether the spec turns enrichment `stage` on.
+pub fn stage_enabled(spec: &TmdbSyncSpec, stage: super::enrich::EnrichStage) -> bool {
+    use super::enrich::EnrichStage;
+    let e = &spec.enrichment;
+    match stage {
+        EnrichStage::Omdb => e.omdb.enabled,
+        EnrichStage::Collaborations => e.collaborations.enabled,
+        EnrichStage::Pqs => e.person_quality_score.enabled,
     }
 }
 
@@ -543,6 +567,7 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::conditions::to_time;
     use crate::api::tmdb_sync::{CatalogSource, TmdbSyncSpec};
 
     fn spec() -> TmdbSyncSpec {
@@ -875,5 +900,83 @@ mod tests {
         assert!(first.event.as_ref().is_some_and(|e| e.warning));
         let again = unusable(&first.status, &problems, Some(3), now);
         assert_eq!(again.event, None, "no second event for the same reason");
+    }
+
+    #[test]
+    fn every_status_path_reports_the_current_generation_and_keeps_the_other_conditions() {
+        let t0 = at("2026-03-01T00:00:00Z");
+        let now = at("2026-03-03T02:00:00Z");
+        let earlier = TmdbSyncStatus {
+            observed_generation: Some(1),
+            phase: Some(SyncPhase::Bootstrapping),
+            conditions: merge(
+                &[],
+                &[
+                    DesiredCondition::new("Ready", true, "Reconciled", "ok"),
+                    DesiredCondition::new("Stalled", true, "NoRecentSuccess", "none"),
+                ],
+                Some(1),
+                t0,
+            ),
+            ..Default::default()
+        };
+        let problems = [Problem::new("InvalidSpec", "bad cron")];
+        let paths = [
+            ("unusable spec", unusable(&earlier, &problems, Some(4), now)),
+            (
+                "database unavailable",
+                database_unavailable(&earlier, "connection refused", Some(4), now),
+            ),
+        ];
+        for (case, outcome) in paths {
+            let st = outcome.status;
+            assert_eq!(st.observed_generation, Some(4), "{case}");
+            let ready = find(&st.conditions, "Ready").unwrap();
+            assert_eq!(
+                (ready.status.as_str(), ready.observed_generation),
+                ("False", Some(4)),
+                "{case}"
+            );
+            assert_eq!(ready.last_transition_time, to_time(now), "{case}");
+            let stalled = find(&st.conditions, "Stalled").expect("Stalled kept");
+            assert_eq!(
+                (stalled.status.as_str(), stalled.observed_generation),
+                ("True", Some(1)),
+                "{case}: kept as it was last evaluated"
+            );
+            assert_eq!(stalled.last_transition_time, to_time(t0), "{case}");
+        }
+    }
+
+    #[test]
+    fn disabled_side_jobs_say_so_instead_of_zero_percent() {
+        use crate::plan::enrich::{EnrichStage, SideJobProgress};
+        let stage = |stage: EnrichStage, done, percent| SideJobProgress {
+            stage,
+            label: stage.label(),
+            done,
+            total: 300,
+            percent,
+        };
+        let stages = [
+            stage(EnrichStage::Omdb, 0, 0.0),
+            stage(EnrichStage::Collaborations, 300, 100.0),
+            stage(EnrichStage::Pqs, 150, 50.0),
+        ];
+        let mut s = spec();
+        s.enrichment.person_quality_score.enabled = false;
+        let got: Vec<(String, bool, i64, Option<f64>)> = side_jobs(&s, &stages)
+            .into_iter()
+            .map(|j| (j.stage, j.enabled, j.completed, j.percent))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("omdb".to_string(), false, 0, None),
+                ("collaborations".to_string(), true, 300, Some(100.0)),
+                ("pqs".to_string(), false, 150, None),
+            ],
+            "OMDb is off by default; PQS turned off here"
+        );
     }
 }

@@ -18,7 +18,8 @@ use crate::plan::discover::{
 use crate::store::catalog::{self, LoadError};
 use crate::store::runs;
 use crate::tmdb::export::{ExportRecord, export_file_name, open_export};
-use crate::tmdb::models::{DiscoverPage, ExportLine};
+use crate::model::catalog::ExportLine;
+use crate::tmdb::models::DiscoverPage;
 use crate::tmdb::{TmdbClient, TmdbError};
 
 /// How a Discover walk runs.
