@@ -110,8 +110,8 @@ struct EngineArgs {
     /// Detail requests in flight at once.
     #[arg(long, env = "TMDBSYNC_CONCURRENCY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
     concurrency: u32,
-    /// Most open connections to TMDb.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
+    /// Most connections to TMDb open at once (requests in flight); a Job pod gets its run's share.
+    #[arg(long, env = "TMDBSYNC_MAX_CONNECTIONS", default_value_t = tmdbsync::plan::run::TMDB_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=512))]
     max_connections: u32,
     /// Import adult titles too.
     #[arg(long, env = "TMDBSYNC_INCLUDE_ADULT")]
