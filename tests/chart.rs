@@ -291,7 +291,10 @@ fn two_replicas_get_a_disruption_budget_and_spread_over_nodes_unless_told_otherw
     assert_eq!(pdb["apiVersion"], "policy/v1");
     assert_eq!(pdb["metadata"]["namespace"], "media");
     assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector);
-    assert_eq!(pdb["spec"]["maxUnavailable"], 1, "a drain leaves one of two");
+    assert_eq!(
+        pdb["spec"]["maxUnavailable"], 1,
+        "a drain leaves one of two"
+    );
     assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
     let spread = &deploy["spec"]["template"]["spec"]["topologySpreadConstraints"];
     assert_eq!(
