@@ -27,7 +27,9 @@ pub fn observe<K>(health: &WatchHealth, item: &watcher::Result<Event<K>>) {
                 tracing::debug!(resource = %health.name(), "watch synced");
             }
         }
-        Ok(_) => {
+        // Sent before the list is requested: says nothing about whether it works.
+        Ok(Event::Init) => {}
+        Ok(Event::InitApply(_) | Event::Apply(_) | Event::Delete(_)) => {
             if health.working() {
                 tracing::info!(resource = %health.name(), "watch works again");
             }
@@ -125,9 +127,21 @@ mod tests {
         ready.set_role(Role::Active);
         ready.api_answered();
         let jobs = ready.watch("jobs");
-        let events: Vec<watcher::Result<Event<Job>>> = vec![Err(
-            watcher::Error::InitialListFailed(api_error(403, "Forbidden", "no")),
-        )];
+        // A watcher retrying a list it may not make: `Init` comes before each try.
+        let forbidden = || {
+            Err(watcher::Error::InitialListFailed(api_error(
+                403,
+                "Forbidden",
+                "no",
+            )))
+        };
+        let events: Vec<watcher::Result<Event<Job>>> = vec![
+            Ok(Event::Init),
+            forbidden(),
+            Ok(Event::Init),
+            forbidden(),
+            Ok(Event::Init),
+        ];
         for e in &events {
             observe(&jobs, e);
         }
