@@ -206,7 +206,11 @@ impl WatchHealth {
     pub fn failed_at(&self, now: Instant, reason: impl Into<String>) {
         let mut s = lock(&self.state);
         let w = &mut s.watches[self.index];
-        let since = w.failure.as_ref().map_or(now, |f| f.since);
+        // A failure long silent was over (the watch resumed without an event): a new one starts.
+        let since = match &w.failure {
+            Some(f) if now.saturating_duration_since(f.last) <= FAILURE_MEMORY => f.since,
+            _ => now,
+        };
         w.failure = Some(Failure {
             since,
             last: now,
@@ -361,6 +365,8 @@ mod tests {
             ("failing and retrying every 30 s", vec![0, 30, 60, 90], 100, false),
             ("no error since for the failure memory: over", vec![0, 30, 60], 60 + 91, true),
             ("within the failure memory", vec![0, 30, 60], 60 + 89, false),
+            ("an error after a long silence starts a new streak", vec![0, 30, 200], 210, true),
+            ("which fails in its turn after the grace", vec![0, 30, 200, 220], 230, false),
         ];
         for (case, errors, at, ready) in cases {
             let (r, _, jobs) = active(t0);
