@@ -111,8 +111,8 @@ struct EngineArgs {
     /// Detail requests in flight at once.
     #[arg(long, env = "TMDBSYNC_CONCURRENCY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
     concurrency: u32,
-    /// Most open connections to TMDb.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=512))]
+    /// Most connections to TMDb open at once (requests in flight); a Job pod gets its run's share.
+    #[arg(long, env = "TMDBSYNC_MAX_CONNECTIONS", default_value_t = tmdbsync::plan::run::TMDB_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=512))]
     max_connections: u32,
     /// Import adult titles too.
     #[arg(long, env = "TMDBSYNC_INCLUDE_ADULT")]
@@ -321,6 +321,10 @@ struct ControllerArgs {
     /// Seconds a Lease stays valid without renewal (renewals every 2/15 of it, give up after 2/3).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
     lease_duration_secs: u64,
+    /// Seconds the API server may stay silent, or a watch keep failing, before /readyz reports
+    /// not ready.
+    #[arg(long, env = "TMDBSYNC_API_GRACE_SECS", default_value_t = tmdbsync::telemetry::readiness::DEFAULT_GRACE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    api_grace_secs: u64,
 }
 
 /// `--bulk-source` (the TmdbSync's `bulk.source`).
@@ -735,73 +739,25 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
-    use tmdbsync::controller::leader::{LeaderElector, LeaseTiming, default_identity};
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API")?;
-    let config = tmdbsync::controller::ControllerConfig {
-        namespace: a.namespace,
-        worker_image: a.worker_image,
-        mirror_interval: std::time::Duration::from_secs(a.mirror_interval_secs),
-        ..Default::default()
+    use tmdbsync::controller::process::{self, Election, ProcessOptions};
+    let options = ProcessOptions {
+        config: tmdbsync::controller::ControllerConfig {
+            namespace: a.namespace,
+            worker_image: a.worker_image,
+            mirror_interval: Duration::from_secs(a.mirror_interval_secs),
+            ..Default::default()
+        },
+        instance: a.instance,
+        metrics_addr: a.metrics_addr,
+        election: a.leader_election.then(|| Election {
+            lease_namespace: a.lease_namespace,
+            lease_name: a.lease_name,
+            lease_duration: Duration::from_secs(a.lease_duration_secs),
+        }),
+        api_grace: Duration::from_secs(a.api_grace_secs),
     };
-    let ready = tmdbsync::web::Readiness::default();
-    let metrics = std::sync::Arc::new(tmdbsync::telemetry::metrics::Metrics::new());
-    let listener = tokio::net::TcpListener::bind(a.metrics_addr)
-        .await
-        .with_context(|| format!("binding {}", a.metrics_addr))?;
-    tokio::spawn(tmdbsync::web::serve(
-        listener,
-        ready.clone(),
-        metrics.clone(),
-    ));
-    let identity = a.instance.clone().unwrap_or_else(default_identity);
-    let ctx = std::sync::Arc::new(tmdbsync::controller::Context::new(
-        client.clone(),
-        config,
-        Some(identity.clone()),
-        metrics,
-    ));
-    if !a.leader_election {
-        tracing::info!("controller starting (no leader election)");
-        ready.set(true);
-        tmdbsync::controller::run(client, ctx).await;
-        return Ok(ExitCode::Success);
-    }
-    let lease = std::time::Duration::from_secs(a.lease_duration_secs);
-    let timing = LeaseTiming {
-        lease_duration: lease,
-        renew_deadline: lease * 2 / 3,
-        retry_period: lease * 2 / 15,
-    };
-    let elector = LeaderElector::new(
-        client.clone(),
-        &a.lease_namespace,
-        &a.lease_name,
-        &identity,
-        timing,
-    );
-    // A standby is ready: it is healthy and can take over, so rolling updates can proceed.
-    ready.set(true);
-    tracing::info!(identity = %identity, lease = %a.lease_name, "waiting to become the leader");
-    tokio::select! {
-        r = elector.acquire() => r.context("acquiring the leader lease")?,
-        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::Success),
-    }
-    tracing::info!(identity = %identity, "became the leader; controller starting");
-    let handle = elector.renew_in_background();
-    let lost = handle.lost();
-    tokio::select! {
-        _ = tmdbsync::controller::run(client, ctx) => {
-            handle.release().await;
-            Ok(ExitCode::Success)
-        }
-        _ = lost => {
-            // Stop acting at once; Kubernetes restarts the pod, which then queues for the lease.
-            eprintln!("tmdbsync: error: lost the leader lease; exiting so another replica takes over");
-            Ok(ExitCode::Retryable)
-        }
-    }
+    process::run(options).await?;
+    Ok(ExitCode::Success)
 }
 
 /// Reads only: works on a read replica, and never creates or migrates a schema.

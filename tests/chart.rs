@@ -89,6 +89,8 @@ fn expected_rules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         ("tmdbsync.io", "syncruns/status", vec!["patch"]),
         ("batch", "jobs", vec!["get", "list", "watch", "create"]),
         ("", "secrets", vec!["get"]),
+        ("tmdbsync.io", "tmdbsyncs/finalizers", vec!["update"]),
+        ("tmdbsync.io", "syncruns/finalizers", vec!["update"]),
         ("events.k8s.io", "events", vec!["create", "patch"]),
     ]
 }
@@ -184,6 +186,7 @@ fn default_values_render_a_leader_elected_restricted_deployment_with_cluster_rba
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "PodDisruptionBudget",
             "Role",
             "RoleBinding",
             "Service",
@@ -280,6 +283,76 @@ fn default_values_render_a_leader_elected_restricted_deployment_with_cluster_rba
 }
 
 #[test]
+fn two_replicas_get_a_disruption_budget_and_spread_over_nodes_unless_told_otherwise() {
+    let docs = render(&[]);
+    let deploy = one(&docs, "Deployment");
+    let selector = &deploy["spec"]["selector"]["matchLabels"];
+    let pdb = one(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(pdb["metadata"]["namespace"], "media");
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector);
+    assert_eq!(
+        pdb["spec"]["maxUnavailable"], 1,
+        "a drain leaves one of two"
+    );
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
+    let spread = &deploy["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(
+        spread,
+        &json!([{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+            "matchLabelKeys": ["pod-template-hash"]
+        }]),
+        "a soft preference for one replica per node"
+    );
+    // The selector picks the replicas: every selector label is on the pod template.
+    let pod_labels = &deploy["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in selector.as_object().unwrap() {
+        assert_eq!(&pod_labels[k], v, "{k}");
+    }
+
+    // One replica: nothing to keep or spread.
+    let docs = render(&["--set", "replicaCount=1"]);
+    assert!(!kinds(&docs).contains("PodDisruptionBudget"));
+    let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert!(pod.get("topologySpreadConstraints").is_none());
+
+    // Turned off.
+    let docs = render(&[
+        "--set",
+        "podDisruptionBudget.enabled=false,spreadAcrossNodes=false",
+    ]);
+    assert!(!kinds(&docs).contains("PodDisruptionBudget"));
+    let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert!(pod.get("topologySpreadConstraints").is_none());
+
+    // Own constraints replace the default; the budget takes a percentage.
+    let ci = format!("{CHART}/ci/all-options-values.yaml");
+    let docs = render(&["-f", &ci]);
+    let pdb = one(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], "50%");
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "IfHealthyBudget");
+    let spread = one(&docs, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(spread.len(), 1);
+    assert_eq!(spread[0]["topologyKey"], "topology.kubernetes.io/zone");
+    let docs = render(&[
+        "--set",
+        "spreadAcrossNodes=true,topologySpreadConstraints[0].maxSkew=2,\
+         topologySpreadConstraints[0].topologyKey=zone,\
+         topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+    ]);
+    let spread = &one(&docs, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(spread.as_array().unwrap().len(), 1, "{spread}");
+    assert_eq!(spread[0]["topologyKey"], "zone");
+}
+
+#[test]
 fn rbac_rules_are_exactly_the_verbs_the_controller_uses() {
     let docs = render(&[]);
     let got = rules_of(one(&docs, "ClusterRole"));
@@ -311,6 +384,7 @@ fn all_options_values_render_namespaced_rbac_monitoring_and_the_dashboard() {
     for want in [
         "ConfigMap",
         "Deployment",
+        "PodDisruptionBudget",
         "PrometheusRule",
         "Role",
         "RoleBinding",
@@ -393,6 +467,13 @@ fn the_values_schema_and_guards_refuse_bad_values() {
         ("watchNamespaces={a,b}", "watchNamespaces"),
         ("alerts.errorRatePercent=120", "errorRatePercent"),
         ("metrics.port=0", "port"),
+        ("podDisruptionBudget.maxUnavailable=0", "maxUnavailable"),
+        ("podDisruptionBudget.maxUnavailable=half", "maxUnavailable"),
+        (
+            "podDisruptionBudget.unhealthyPodEvictionPolicy=Never",
+            "unhealthyPodEvictionPolicy",
+        ),
+        ("spreadAcrossNodes=maybe", "spreadAcrossNodes"),
         (
             "replicaCount=2,leaderElection.enabled=false",
             "leaderElection",

@@ -702,3 +702,170 @@ fn running_secs(run: &SyncRun) -> Option<i64> {
     }
     Some(total)
 }
+
+/// The namespaced rules the controller needs (the chart's), without those on TmdbSyncs when
+/// `with_syncs` is false.
+fn controller_role(with_syncs: bool) -> serde_json::Value {
+    let mut rules = vec![
+        json!({"apiGroups": ["tmdbsync.io"], "resources": ["syncruns"],
+               "verbs": ["list", "watch", "create", "patch", "delete"]}),
+        json!({"apiGroups": ["tmdbsync.io"], "resources": ["syncruns/status"], "verbs": ["patch"]}),
+        json!({"apiGroups": ["batch"], "resources": ["jobs"],
+               "verbs": ["get", "list", "watch", "create"]}),
+        json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
+        json!({"apiGroups": ["events.k8s.io"], "resources": ["events"],
+               "verbs": ["create", "patch"]}),
+    ];
+    if with_syncs {
+        rules.push(
+            json!({"apiGroups": ["tmdbsync.io"], "resources": ["tmdbsyncs"],
+                          "verbs": ["get", "list", "watch"]}),
+        );
+        rules.push(
+            json!({"apiGroups": ["tmdbsync.io"], "resources": ["tmdbsyncs/status"],
+                          "verbs": ["patch"]}),
+        );
+    }
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+           "metadata": {"name": "limited-controller"}, "rules": rules})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_every_watch_names_the_one_that_fails_and_a_taken_port_stops_the_process()
+{
+    let cluster = Cluster::shared();
+    install_crds(cluster);
+    let ns = cluster.namespace("e2e-ready");
+    // The controller acts as a user that may not list TmdbSyncs yet.
+    let user = format!("system:serviceaccount:{ns}:limited-controller");
+    apply(cluster, &ns, &controller_role(false));
+    apply(
+        cluster,
+        &ns,
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "limited-controller"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                            "name": "limited-controller"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                              "name": user}]}),
+    );
+    let controller = ControllerProcess::start_with(
+        cluster,
+        &ns,
+        &["--api-grace-secs", "5"],
+        &[("KUBE_RS_DEBUG_IMPERSONATE_USER", &user)],
+        None,
+    );
+    let body = eventually(
+        "/readyz says the TmdbSync watch cannot list",
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = controller.http_text("/readyz").await;
+            (status == 503 && body.contains("tmdbsyncs")).then_some(body)
+        },
+    )
+    .await;
+    assert!(body.contains("403"), "{body}");
+    assert!(body.contains("may not list and watch it"), "{body}");
+    eventually(
+        "the failure is logged at warn with the resource",
+        Duration::from_secs(30),
+        || async {
+            controller
+                .log()
+                .lines()
+                .any(|l| {
+                    l.contains(r#""level":"WARN""#)
+                        && l.contains(r#""message":"watch failed; retrying""#)
+                        && l.contains(r#""resource":"tmdbsyncs""#)
+                        && l.contains("403")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // After the grace the failure is still what it reports; the other watches synced.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, body) = controller.http_text("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("the watch of tmdbsyncs has been failing for"),
+        "{body}"
+    );
+    assert_eq!(
+        controller.http_status("/healthz").await,
+        200,
+        "alive all along"
+    );
+    assert!(!controller.log().contains("watch works again"));
+
+    // The missing rule granted: the watch's next retry lists and the controller is ready.
+    apply(cluster, &ns, &controller_role(true));
+    let body = eventually("/readyz turns 200", Duration::from_secs(60), || async {
+        let (status, body) = controller.http_text("/readyz").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert!(
+        body.starts_with("ready: reconciling; watches synced: tmdbsyncs"),
+        "{body}"
+    );
+    assert!(
+        controller.log().contains("watch works again"),
+        "the recovery is logged"
+    );
+
+    // A manual run is labelled with its sync when adopted, so reconciles list runs by label.
+    apply_secrets(cluster, &ns, API_KEY, "postgres://nobody@127.0.0.1:1/none");
+    apply(
+        cluster,
+        &ns,
+        &json!({"apiVersion": "tmdbsync.io/v1alpha1", "kind": "TmdbSync",
+                "metadata": {"name": SYNC},
+                "spec": {"tmdb": {"apiKeySecretRef": {"name": "tmdb", "key": "api-key"}},
+                         "database": {"urlSecretRef": {"name": "cinegraph-db", "key": "url"}},
+                         "bulk": {"schedule": NOT_DUE}, "delta": {"schedule": NOT_DUE}}}),
+    );
+    apply(cluster, &ns, &sync_run("by-hand", "Catalog"));
+    let runs: Api<SyncRun> = Api::namespaced(cluster.client(), &ns);
+    wait_for(&runs, "by-hand", Duration::from_secs(30), |r| {
+        r.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("tmdbsync.io/sync"))
+            .is_some_and(|v| v == SYNC)
+            && r.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|o| o.kind == "TmdbSync"))
+    })
+    .await;
+
+    // A second controller on the same port stops at once, saying why.
+    let mut second = ControllerProcess::start_with(
+        cluster,
+        &ns,
+        &[],
+        &[("KUBE_RS_DEBUG_IMPERSONATE_USER", &user)],
+        Some(controller.metrics_addr()),
+    );
+    let status = second
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("the second controller exits");
+    let log = second.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "tmdbsync: error: cannot serve /metrics, /healthz and /readyz on {}",
+            controller.metrics_addr()
+        )),
+        "{log}"
+    );
+    assert!(log.to_lowercase().contains("in use"), "{log}");
+    assert_eq!(
+        controller.http_status("/readyz").await,
+        200,
+        "the first one carries on"
+    );
+}

@@ -2,6 +2,8 @@
 //! server limit far below the budget the client slows down to it and every movie is stored with
 //! few 429s; at the budget no wall-clock second carries more than the budget, from the first; a
 //! run whose movies keep failing completes with exit code 5 and counts every request it made.
+//! Connections are a budget too: a client never has more requests in flight than its cap, and the
+//! pods of a run, configured as its Job configures them, stay within TMDb's cap together.
 
 mod support;
 
@@ -245,4 +247,155 @@ async fn movies_failing_every_try_end_the_run_completed_with_errors_and_count_ea
     let stored = stored_ids(&store).await;
     let live = live_ids(&sim).await;
     assert_eq!(stored.len() + failing.len(), live.len());
+}
+
+/// The simulator's peaks of `/3/` requests in flight and of open connections since the last reset.
+fn load_peaks(stats: &Value) -> (u64, u64) {
+    (
+        stats["max_requests_in_flight"]
+            .as_u64()
+            .expect("max_requests_in_flight"),
+        stats["max_open_connections"]
+            .as_u64()
+            .expect("max_open_connections"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_never_has_more_requests_in_flight_than_its_connection_cap() {
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = start_sim(120).await;
+    let mut config =
+        tmdbsync::tmdb::TmdbConfig::new(sim.tmdb_url(), tmdbsync::tmdb::ApiKey::new("k"));
+    config.requests_per_second = 1000;
+    config.max_connections = 3;
+    let engine = support::engine_with(store.clone(), config, &sim.export_url());
+    assert_eq!(
+        engine.concurrency, 20,
+        "more fetches wait than the cap lets through"
+    );
+    load_catalog(&engine).await;
+    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 60})).await;
+    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+
+    let report = bulk::run(&engine, ALL_PAGES, &RunLabel::default())
+        .await
+        .unwrap();
+    assert!(report.succeeded, "{}", report.message);
+    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+    let stats = sim_get(&sim, "/__sim/stats").await;
+    let (in_flight, connections) = load_peaks(&stats);
+    eprintln!("cap 3: at most {in_flight} requests in flight, {connections} connections open");
+    assert_eq!(in_flight, 3, "the cap is reached and never passed: {stats}");
+    // Open connections: the client's 3, its export download's (idle since the catalog run) and
+    // this test's own control connection.
+    assert!(connections <= 3 + 2, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pods_of_a_run_share_tmdbs_connection_cap_as_their_job_configures_them() {
+    use tmdbsync::controller::job::{JobPlan, build_job};
+    use tmdbsync::plan::run::TMDB_CONNECTIONS;
+
+    const PODS: i32 = 4;
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = start_sim(400).await;
+    load_catalog(&engine(store.clone(), &sim, 1000)).await;
+    // Answers take 150 ms and the budget allows 250 requests a second per pod: only the
+    // connection share limits how many requests a pod has in flight.
+    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 150})).await;
+    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+
+    let sync: tmdbsync::api::TmdbSync = serde_json::from_value(json!({
+        "apiVersion": "tmdbsync.io/v1alpha1", "kind": "TmdbSync",
+        "metadata": {"name": "cine", "namespace": "media", "uid": "u1"},
+        "spec": {
+            "tmdb": {"apiKeySecretRef": {"name": "tmdb", "key": "api-key"},
+                     "baseUrl": sim.tmdb_url(), "exportBaseUrl": sim.export_url(),
+                     "requestsPerSecond": 1000},
+            "database": {"urlSecretRef": {"name": "db", "key": "url"}}
+        }
+    }))
+    .unwrap();
+    let run: tmdbsync::api::SyncRun = serde_json::from_value(json!({
+        "apiVersion": "tmdbsync.io/v1alpha1", "kind": "SyncRun",
+        "metadata": {"name": "cine-bulk-1", "namespace": "media", "uid": "u2"},
+        "spec": {"syncRef": {"name": "cine"}, "type": "Bulk", "parallelism": PODS}
+    }))
+    .unwrap();
+    let total_pages = tmdbsync::plan::pages::total_pages(400);
+    let plan = JobPlan {
+        image: "img".into(),
+        pods: PODS,
+        pages: Some(tmdbsync::plan::pages::PageRange {
+            from: 1,
+            to: total_pages,
+        }),
+        ttl_seconds: 60,
+    };
+    let job = build_job(&run, &sync, &plan);
+    let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
+    let args = container.args.clone().unwrap();
+    // The pod's environment as the kubelet would give it: secrets resolved.
+    let env: Vec<(String, String)> = container
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let value = match (e.value, e.name.as_str()) {
+                (Some(v), _) => v,
+                (None, "DATABASE_URL") => db.url.clone(),
+                (None, "TMDB_API_KEY") => "test-key".into(),
+                (None, other) => panic!("unexpected secret {other}"),
+            };
+            (e.name, value)
+        })
+        .collect();
+    let share = env
+        .iter()
+        .find(|(k, _)| k == "TMDBSYNC_MAX_CONNECTIONS")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(share, (TMDB_CONNECTIONS / PODS as u32).to_string());
+
+    let pods: Vec<_> = (0..PODS)
+        .map(|index| {
+            let mut cmd = Command::new(BIN);
+            cmd.args(&args)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("JOB_COMPLETION_INDEX", index.to_string());
+            output(cmd)
+        })
+        .collect();
+    for (index, out) in futures::future::join_all(pods)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "pod {index}: {stderr}");
+    }
+    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+
+    let stats = sim_get(&sim, "/__sim/stats").await;
+    let (in_flight, connections) = load_peaks(&stats);
+    eprintln!(
+        "{PODS} pods with {share} connections each: at most {in_flight} requests in flight, \
+         {connections} connections open (TMDb cap {TMDB_CONNECTIONS})"
+    );
+    assert!(
+        in_flight <= u64::from(TMDB_CONNECTIONS),
+        "the run's pods together passed TMDb's cap: {stats}"
+    );
+    assert!(
+        in_flight > u64::from(TMDB_CONNECTIONS) / PODS as u64,
+        "the pods worked at the same time: {stats}"
+    );
+    // Connections too (one more: this test's control connection).
+    assert!(connections <= u64::from(TMDB_CONNECTIONS) + 1, "{stats}");
 }

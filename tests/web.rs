@@ -20,9 +20,22 @@ async fn health_endpoints_report_readiness() {
         }
     };
     assert_eq!(get("/healthz").await, 200);
-    assert_eq!(get("/readyz").await, 503);
-    ready.set(true);
+    assert_eq!(get("/readyz").await, 503, "starting");
+    ready.set_role(tmdbsync::telemetry::readiness::Role::Active);
+    ready.api_answered();
+    let watch = ready.watch("tmdbsyncs");
+    assert_eq!(get("/readyz").await, 503, "the watch has not synced");
+    watch.synced();
     assert_eq!(get("/readyz").await, 200);
+    let body = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "ready: reconciling; watches synced: tmdbsyncs\n");
     let body = http
         .get(format!("http://{addr}/metrics"))
         .send()

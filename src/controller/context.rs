@@ -60,6 +60,8 @@ pub struct Context {
     pub client: Client,
     pub config: ControllerConfig,
     pub metrics: std::sync::Arc<crate::telemetry::metrics::Metrics>,
+    /// What `/readyz` reports; the controller's watches report to it.
+    pub readiness: crate::telemetry::readiness::Readiness,
     recorder: Recorder,
     stores: tokio::sync::Mutex<HashMap<String, Store>>,
     failures: Mutex<HashMap<String, u32>>,
@@ -82,9 +84,16 @@ impl Context {
             client,
             config,
             metrics,
+            readiness: Default::default(),
             stores: tokio::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The context reporting to `readiness` (the one `/readyz` serves).
+    pub fn with_readiness(mut self, readiness: crate::telemetry::readiness::Readiness) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     /// Reads one key of a Secret. The value is returned, never logged.

@@ -1,5 +1,6 @@
-//! The Job that executes a SyncRun: Indexed over `parallelism` pods, fatal exit codes fail it at
-//! once, secrets arrive as `secretKeyRef` env, pods run locked down and need no API access.
+//! The Job that executes a SyncRun: Indexed over `parallelism` pods, each with its share of the
+//! TmdbSync's TMDb budget (requests per second and connections), fatal exit codes fail it at once,
+//! secrets arrive as `secretKeyRef` env, pods run locked down and need no API access.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,7 @@ use crate::api::tmdb_sync::EnrichmentSpec;
 use crate::api::{SyncRun, TmdbSync};
 use crate::exit::ExitCode;
 use crate::plan::pages::PageRange;
+use crate::plan::run::pod_budget;
 
 /// Labels on every object the controller creates for a run.
 pub const LABEL_SYNC: &str = "tmdbsync.io/sync";
@@ -115,6 +117,8 @@ fn job_labels(run: &SyncRun, name: &str) -> BTreeMap<String, String> {
 fn worker_env(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan, name: &str) -> Vec<EnvVar> {
     let spec = &sync.spec;
     let pods = plan.pods.max(1);
+    // Each pod gets its share of the TmdbSync's budget: requests per second and connections.
+    let budget = pod_budget(spec.tmdb.requests_per_second, pods);
     let mut vars = vec![
         env("TMDBSYNC_RUN_NAME", name),
         env(
@@ -122,13 +126,8 @@ fn worker_env(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan, name: &str) -> Vec
             format!("{:?}", run.spec.trigger).to_lowercase(),
         ),
         env("TMDBSYNC_SHARDS", pods.to_string()),
-        // Each pod gets its share of the TmdbSync's budget.
-        env(
-            "TMDBSYNC_RPS",
-            (spec.tmdb.requests_per_second / pods as u32)
-                .max(1)
-                .to_string(),
-        ),
+        env("TMDBSYNC_RPS", budget.requests_per_second.to_string()),
+        env("TMDBSYNC_MAX_CONNECTIONS", budget.connections.to_string()),
         env("TMDB_URL", &spec.tmdb.base_url),
         env("TMDB_EXPORT_URL", &spec.tmdb.export_base_url),
         env(
@@ -368,14 +367,24 @@ mod tests {
     }
 
     fn job_env(run: &SyncRun, sync: &TmdbSync) -> BTreeMap<String, EnvVar> {
+        pods_env(run, sync, 1)
+    }
+
+    /// The worker env of the Job of `run` (an Enrich run) with `pods` pods.
+    fn pods_env(run: &SyncRun, sync: &TmdbSync, pods: i32) -> BTreeMap<String, EnvVar> {
         let plan = JobPlan {
             image: "img".into(),
-            pods: 1,
+            pods,
             pages: None,
             ttl_seconds: 60,
         };
         let job = build_job(run, sync, &plan);
-        let c = &job.spec.unwrap().template.spec.unwrap().containers[0];
+        let spec = job.spec.unwrap();
+        assert_eq!(
+            (spec.parallelism, spec.completions),
+            (Some(pods), Some(pods))
+        );
+        let c = &spec.template.spec.unwrap().containers[0];
         assert_eq!(c.args.as_deref().unwrap(), ["worker", "enrich"]);
         c.env
             .clone()
@@ -383,6 +392,29 @@ mod tests {
             .into_iter()
             .map(|e| (e.name.clone(), e))
             .collect()
+    }
+
+    #[test]
+    fn each_pod_gets_its_share_of_the_request_rate_and_of_the_connection_cap() {
+        let (run, mut sync) = objects(false, None);
+        sync.spec.tmdb.requests_per_second = 40;
+        let value = |env: &BTreeMap<String, EnvVar>, k: &str| -> u32 {
+            env[k].value.as_deref().unwrap().parse().unwrap()
+        };
+        for (pods, rps, connections) in
+            [(1, 40, 20), (2, 20, 10), (3, 13, 6), (4, 10, 5), (20, 2, 1)]
+        {
+            let env = pods_env(&run, &sync, pods);
+            assert_eq!(value(&env, "TMDBSYNC_SHARDS"), pods as u32);
+            assert_eq!(value(&env, "TMDBSYNC_RPS"), rps, "{pods} pods");
+            assert_eq!(
+                value(&env, "TMDBSYNC_MAX_CONNECTIONS"),
+                connections,
+                "{pods} pods"
+            );
+            // The whole run stays within TMDb's cap of open connections.
+            assert!(connections * pods as u32 <= crate::plan::run::TMDB_CONNECTIONS);
+        }
     }
 
     #[test]

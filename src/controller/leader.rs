@@ -268,6 +268,17 @@ struct Inner {
     name: String,
     identity: String,
     timing: LeaseTiming,
+    on_answer: Option<AnswerHook>,
+}
+
+/// Called whenever the API server answered a read of the lease.
+#[derive(Clone)]
+struct AnswerHook(Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for AnswerHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnswerHook")
+    }
 }
 
 impl LeaderElector {
@@ -288,9 +299,19 @@ impl LeaderElector {
                 name,
                 identity: identity.into(),
                 timing,
+                on_answer: None,
             }),
             acquired_at: Mutex::new(None),
         }
+    }
+
+    /// Calls `hook` whenever the API server answers a read of the lease (every acquisition attempt
+    /// and every renewal): a standby that gets answers could take over (its `/readyz`).
+    pub fn on_answer(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the elector is not shared before it runs")
+            .on_answer = Some(AnswerHook(Arc::new(hook)));
+        self
     }
 
     /// This candidate's identity.
@@ -413,6 +434,9 @@ impl Inner {
             .get_opt(&self.name)
             .await
             .map_err(|e| self.api_error(e))?;
+        if let Some(AnswerHook(hook)) = &self.on_answer {
+            hook();
+        }
         let now = Timestamp::now();
         let Some(mut lease) = current else {
             let lease = Lease {

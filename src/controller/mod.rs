@@ -3,15 +3,19 @@
 pub mod context;
 pub mod job;
 pub mod leader;
+pub mod process;
+pub mod runs;
 pub mod sync_run;
 pub mod tmdb_sync;
+pub mod watches;
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 pub use context::{Context, ControllerConfig};
@@ -71,10 +75,20 @@ where
     r
 }
 
-/// Errors of the controller stream itself (reconcile errors go through `error_policy`).
-async fn log_loop_result<T, E: std::fmt::Display>(r: Result<T, E>) {
-    if let Err(e) = r {
-        tracing::debug!(error = %e, "reconcile loop");
+/// Errors of the controller stream itself: reconcile errors went through `error_policy` and watch
+/// errors through [`watches::observe`] (both logged at warn there), so only the rest is new.
+async fn log_loop_result<T, R, Q>(r: Result<T, kube::runtime::controller::Error<R, Q>>)
+where
+    R: std::error::Error,
+    Q: std::error::Error,
+{
+    use kube::runtime::controller::Error as Loop;
+    match r {
+        Ok(_) => {}
+        Err(e @ (Loop::ReconcilerFailed(..) | Loop::QueueError(_) | Loop::ObjectNotFound(_))) => {
+            tracing::debug!(error = %e, "reconcile loop")
+        }
+        Err(e) => tracing::warn!(error = %e, "reconcile loop"),
     }
 }
 
@@ -98,16 +112,42 @@ where
     }
 }
 
-/// Runs both reconcilers until SIGTERM/ctrl-c (graceful: in-flight reconciles finish).
+/// Runs both reconcilers until SIGTERM/ctrl-c (graceful: in-flight reconciles finish). Their
+/// four watches report to `ctx.readiness` (see [`watches`]).
 pub async fn run(client: Client, ctx: Arc<Context>) {
     let ns = ctx.config.namespace.clone();
     let syncs = api::<TmdbSync>(&client, ns.as_deref());
     let runs = api::<SyncRun>(&client, ns.as_deref());
-    let jobs = api::<Job>(&client, ns.as_deref());
-    let jobs_cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=tmdbsync");
+    // Owned objects are watched by their metadata only (what `owns` does).
+    let runs_meta = api::<PartialObjectMeta<SyncRun>>(&client, ns.as_deref());
+    let jobs_meta = api::<PartialObjectMeta<Job>>(&client, ns.as_deref());
+    let all = watcher::Config::default;
+    let jobs_cfg = all().labels("app.kubernetes.io/managed-by=tmdbsync");
+    let ready = &ctx.readiness;
 
-    let sync_controller = Controller::new(syncs, watcher::Config::default())
-        .owns(runs.clone(), watcher::Config::default())
+    // What `Controller::new(api, cfg)` and `.owns(api, cfg)` build, observed.
+    let (syncs_store, writer) = reflector::store();
+    let syncs = watches::observed(
+        reflector(writer, watcher(syncs, all())),
+        ready.watch("tmdbsyncs"),
+    )
+    .applied_objects();
+    let owned_runs = watches::observed(
+        watcher(runs_meta, all()),
+        ready.watch("syncruns (owner references)"),
+    )
+    .touched_objects();
+    let (runs_store, writer) = reflector::store();
+    let runs = watches::observed(
+        reflector(writer, watcher(runs, all())),
+        ready.watch("syncruns"),
+    )
+    .applied_objects();
+    let jobs =
+        watches::observed(watcher(jobs_meta, jobs_cfg), ready.watch("jobs")).touched_objects();
+
+    let sync_controller = Controller::for_stream(syncs, syncs_store)
+        .owns_stream(owned_runs)
         .shutdown_on_signal()
         .run(
             |obj, ctx| measured("TmdbSync", obj, ctx, tmdb_sync::reconcile),
@@ -115,8 +155,8 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
             ctx.clone(),
         )
         .for_each(log_loop_result);
-    let run_controller = Controller::new(runs, watcher::Config::default())
-        .owns(jobs, jobs_cfg)
+    let run_controller = Controller::for_stream(runs, runs_store)
+        .owns_stream(jobs)
         .shutdown_on_signal()
         .run(
             |obj, ctx| measured("SyncRun", obj, ctx, sync_run::reconcile),

@@ -127,13 +127,10 @@ async fn blocker(ctx: &Context, run: &SyncRun) -> Result<Option<String>, Error> 
     let api: Api<SyncRun> =
         Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
     let mine = queue_key(run);
-    let others = api.list(&Default::default()).await?;
+    let others = super::runs::of_sync(&api, &run.spec.sync_ref.name).await?;
     Ok(others
-        .items
         .iter()
-        .filter(|o| {
-            o.spec.sync_ref.name == run.spec.sync_ref.name && o.name_any() != run.name_any()
-        })
+        .filter(|o| o.name_any() != run.name_any())
         .filter(|o| waits_for(run.spec.run_type, o.spec.run_type))
         .filter(|o| {
             let phase = o.status.as_ref().and_then(|s| s.phase);
@@ -465,22 +462,25 @@ async fn invalid(
     .await
 }
 
-/// Makes the TmdbSync the controller-owner of a manual run (garbage collection, parent wake-ups).
+/// Makes the TmdbSync the controller-owner of a manual run (garbage collection, parent wake-ups)
+/// and labels the run with its sync.
 async fn adopt(ctx: &Context, run: &SyncRun, sync: &TmdbSync) -> Result<(), Error> {
     let owned = run
         .owner_references()
         .iter()
         .any(|o| Some(&o.uid) == sync.uid().as_ref());
-    if owned {
+    if owned && super::runs::is_labelled(run) {
         return Ok(());
     }
     let api: Api<SyncRun> =
         Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    // The sync label lets reconciles list a sync's runs by label (see `super::runs`).
     let patch = json!({
         "apiVersion": "tmdbsync.io/v1alpha1",
         "kind": "SyncRun",
         "metadata": {
             "name": run.name_any(),
+            "labels": { super::job::LABEL_SYNC: run.spec.sync_ref.name },
             "ownerReferences": [sync.controller_owner_ref(&()).expect("sync has uid")],
         }
     });

@@ -148,17 +148,13 @@ async fn observe_health(
     Ok(health)
 }
 
-/// This TmdbSync's runs, as the plan sees them.
+/// This TmdbSync's runs (selected by label, see [`super::runs`]), as the plan sees them.
 async fn list_runs(ctx: &Context, sync: &TmdbSync) -> Result<Vec<RunView>, Error> {
     let api: Api<SyncRun> =
         Api::namespaced(ctx.client.clone(), &sync.namespace().unwrap_or_default());
-    let name = sync.name_any();
-    Ok(api
-        .list(&Default::default())
+    Ok(super::runs::of_sync(&api, &sync.name_any())
         .await?
-        .items
         .iter()
-        .filter(|r| r.spec.sync_ref.name == name)
         .map(run_view)
         .collect())
 }

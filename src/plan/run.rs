@@ -1,6 +1,6 @@
 //! A SyncRun's decisions, pure: which bulk pages it imports (its own, the recorded plan, or the
-//! next open ones), whether its window is valid, how many pods run it, the conditions its status
-//! shows and how its duration reads while it runs.
+//! next open ones), whether its window is valid, how many pods run it and what share of the TMDb
+//! budget each pod gets, the conditions its status shows and how its duration reads while it runs.
 
 use super::pages::{PageRange, next_bulk_range};
 use crate::api::RunPhase;
@@ -81,6 +81,31 @@ pub fn pods(run_type: super::RunType, own: Option<i32>, bulk_default: i32) -> i3
     match run_type {
         super::RunType::Bulk => own.unwrap_or(bulk_default),
         _ => 1,
+    }
+}
+
+/// Connections TMDb allows one client to keep open (its documentation: about 20 per IP). It is a
+/// budget per TmdbSync, like the request rate: a run's pods share it.
+pub const TMDB_CONNECTIONS: u32 = 20;
+
+/// One pod's share of a TmdbSync's TMDb budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodBudget {
+    /// Requests per second the pod may send.
+    pub requests_per_second: u32,
+    /// Connections to TMDb the pod may keep open (requests in flight at once).
+    pub connections: u32,
+}
+
+/// Splits the TmdbSync's `requests_per_second` and [`TMDB_CONNECTIONS`] evenly over a run's `pods`,
+/// rounding down so the pods together stay within the budget, but never below 1 (a pod must be
+/// able to work; with more pods than the budget allows, each gets 1).
+pub fn pod_budget(requests_per_second: u32, pods: i32) -> PodBudget {
+    let pods = u32::try_from(pods.max(1)).unwrap_or(1);
+    let share = |total: u32| (total / pods).max(1);
+    PodBudget {
+        requests_per_second: share(requests_per_second),
+        connections: share(TMDB_CONNECTIONS),
     }
 }
 
@@ -294,6 +319,52 @@ mod tests {
                 .1
                 .contains("bad url")
         );
+    }
+
+    #[test]
+    fn a_runs_pods_share_the_request_rate_and_the_connection_cap() {
+        // (requests per second, pods) → per-pod (rate, connections)
+        #[rustfmt::skip]
+        let cases = [
+            (40, 1, 40, 20),
+            (40, 2, 20, 10),
+            (40, 3, 13, 6),
+            (40, 4, 10, 5),
+            (40, 20, 2, 1),
+            (1000, 7, 142, 2),
+            (1, 4, 1, 5),      // a rate below the pod count: 1 each, the only way to work
+            (40, 0, 40, 20),   // no pods is read as one
+            (40, -3, 40, 20),
+        ];
+        for (rps, pods, want_rps, want_conns) in cases {
+            assert_eq!(
+                pod_budget(rps, pods),
+                PodBudget {
+                    requests_per_second: want_rps,
+                    connections: want_conns
+                },
+                "{rps} rps over {pods} pods"
+            );
+        }
+        // Every pod count a run may have (parallelism 1-20): the pods together never exceed the
+        // TmdbSync's rate or TMDb's connection cap, and each pod gets at least one of each.
+        for pods in 1..=20 {
+            for rps in [20, 40, 100, 1000] {
+                let b = pod_budget(rps, pods);
+                let n = pods as u32;
+                assert!(b.connections >= 1 && b.requests_per_second >= 1);
+                assert!(b.connections * n <= TMDB_CONNECTIONS, "{pods} pods: {b:?}");
+                assert!(
+                    b.requests_per_second * n <= rps,
+                    "{rps} rps, {pods} pods: {b:?}"
+                );
+                // Rounding down loses less than one pod's share.
+                assert!(
+                    TMDB_CONNECTIONS - b.connections * n < n,
+                    "{pods} pods: {b:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -66,13 +66,26 @@ pub async fn set_faults(State(sim): State<AppState>, body: Bytes) -> Response {
 /// `GET /__sim/stats[?ids=true][&seconds=true]`.
 pub async fn stats(State(sim): State<AppState>, Query(q): Query<Params>) -> Response {
     let flag = |name: &str| q.get(name).is_some_and(|v| v == "true" || v == "1");
-    Json(lock(&sim.stats).to_json(flag("ids"), flag("seconds"))).into_response()
+    let v = lock(&sim.stats).to_json(flag("ids"), flag("seconds"));
+    Json(with_load(&sim, v)).into_response()
 }
 
-/// `POST /__sim/stats/reset`.
+/// `POST /__sim/stats/reset` (the peaks start again from what is open now).
 pub async fn reset_stats(State(sim): State<AppState>) -> Response {
     *lock(&sim.stats) = Stats::default();
-    Json(lock(&sim.stats).to_json(false, false)).into_response()
+    sim.connections.reset_peak();
+    sim.in_flight.reset_peak();
+    let v = lock(&sim.stats).to_json(false, false);
+    Json(with_load(&sim, v)).into_response()
+}
+
+/// Adds the open connections and `/3/` requests in flight, now and at their peak.
+fn with_load(sim: &AppState, mut v: serde_json::Value) -> serde_json::Value {
+    v["open_connections"] = json!(sim.connections.now());
+    v["max_open_connections"] = json!(sim.connections.peak());
+    v["requests_in_flight"] = json!(sim.in_flight.now());
+    v["max_requests_in_flight"] = json!(sim.in_flight.peak());
+    v
 }
 
 /// `GET /__sim/clock`: the simulated date.

@@ -8,6 +8,7 @@ mod control;
 mod export;
 mod faults;
 pub mod glitch;
+mod load;
 mod omdb;
 mod payload;
 mod restore;
@@ -93,6 +94,10 @@ pub(crate) struct Sim {
     /// The last page discover serves.
     discover_max_page: u32,
     started: Instant,
+    /// TCP connections open (every endpoint).
+    connections: Arc<load::Gauge>,
+    /// `/3/` requests being answered.
+    in_flight: Arc<load::Gauge>,
 }
 
 type AppState = Arc<Sim>;
@@ -120,6 +125,8 @@ impl Sim {
             sorted: Mutex::new(HashMap::new()),
             discover_max_page: c.discover_max_page.max(1),
             started: Instant::now(),
+            connections: Arc::default(),
+            in_flight: Arc::default(),
         }
     }
 
@@ -232,6 +239,7 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHa
     let addr = listener.local_addr()?;
     let sim = Arc::new(Sim::new(&config));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listener = load::CountingListener::new(listener, sim.connections.clone());
     let app = router(sim);
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -253,6 +261,7 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHa
 pub async fn serve(config: SimConfig, listener: TcpListener) -> std::io::Result<()> {
     let sim = Arc::new(Sim::new(&config));
     tracing::info!(addr = ?listener.local_addr().ok(), "simulator listening");
+    let listener = load::CountingListener::new(listener, sim.connections.clone());
     axum::serve(listener, router(sim))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

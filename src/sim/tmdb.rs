@@ -126,6 +126,7 @@ pub async fn handle(
     Query(q): Query<Params>,
     h: HeaderMap,
 ) -> Response {
+    let _in_flight = sim.in_flight.enter();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -1,6 +1,8 @@
-//! Telemetry: logs (human-readable on a terminal, JSON lines otherwise) and Prometheus metrics.
+//! Telemetry: logs (human-readable on a terminal, JSON lines otherwise), Prometheus metrics and
+//! the readiness `/readyz` reports.
 
 pub mod metrics;
+pub mod readiness;
 
 use std::io::IsTerminal;
 

@@ -1,9 +1,8 @@
 //! The controller's HTTP endpoints: `/metrics` (Prometheus text format), `/healthz` (the process
-//! serves) and `/readyz` (connected to the API server: reconciling, or a standby ready to take over
-//! the leader Lease).
+//! serves) and `/readyz` (200 or 503 with the reason: reconciling with synced watches, or a standby
+//! that could take over the leader Lease; see [`crate::telemetry::readiness`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -11,22 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::telemetry::metrics::Metrics;
-
-/// Shared readiness flag.
-#[derive(Debug, Default, Clone)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    /// Marks the process ready (or not).
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
-    }
-
-    /// Whether the process is ready.
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+pub use crate::telemetry::readiness::Readiness;
 
 #[derive(Clone)]
 struct AppState {
@@ -53,10 +37,14 @@ pub fn router(ready: Readiness, metrics: Arc<Metrics>) -> Router {
         .route(
             "/readyz",
             get(|State(app): State<AppState>| async move {
-                if app.ready.get() {
-                    (StatusCode::OK, "ready")
+                let verdict = app.ready.verdict();
+                if verdict.ready {
+                    (StatusCode::OK, format!("ready: {}\n", verdict.reason))
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {}\n", verdict.reason),
+                    )
                 }
             }),
         )

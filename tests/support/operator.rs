@@ -167,11 +167,24 @@ impl ControllerProcess {
     /// node agent runs [`BIN`]), status mirrored every second, metrics on a free port, JSON logs at
     /// debug level.
     pub fn start(cluster: &Cluster, ns: &str, extra: &[&str]) -> Self {
+        Self::start_with(cluster, ns, extra, &[], None)
+    }
+
+    /// [`start`](Self::start) with extra environment variables and, when given, the metrics
+    /// address (default: a free port).
+    pub fn start_with(
+        cluster: &Cluster,
+        ns: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        metrics_addr: Option<SocketAddr>,
+    ) -> Self {
         let log = std::env::temp_dir().join(format!(
             "tmdbsync-controller-{ns}-{}.log",
             fastrand::u32(..)
         ));
-        let metrics_addr = SocketAddr::from(([127, 0, 0, 1], super::free_port()));
+        let metrics_addr =
+            metrics_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], super::free_port())));
         let out = std::fs::File::create(&log).expect("create the controller log");
         let child = Command::new(BIN)
             .args([
@@ -189,6 +202,7 @@ impl ControllerProcess {
             .env("KUBECONFIG", cluster.kubeconfig())
             .env("TMDBSYNC_LOG_FORMAT", "json")
             .env("RUST_LOG", "info,tmdbsync=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup the controller log"))
             .stderr(out)
@@ -209,6 +223,28 @@ impl ControllerProcess {
     /// The HTTP status of `GET <path>` on the metrics address (0 when nothing answers).
     pub async fn http_status(&self, path: &str) -> u16 {
         self.get(path).await.map_or(0, |r| r.status().as_u16())
+    }
+
+    /// The HTTP status and body of `GET <path>` (status 0 when nothing answers).
+    pub async fn http_text(&self, path: &str) -> (u16, String) {
+        match self.get(path).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its status (`None`: still running).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the controller") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The `/metrics` text.

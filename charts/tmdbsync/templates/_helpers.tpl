@@ -88,6 +88,12 @@ src/controller (see the README's RBAC table). Shared by the ClusterRole and the 
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# Owner references with blockOwnerDeletion (a Job's to its SyncRun, a SyncRun's to its TmdbSync)
+# need update on the owner's finalizers subresource where the API server enforces it
+# (OwnerReferencesPermissionEnforcement, e.g. OpenShift). Nothing else writes finalizers.
+- apiGroups: ["tmdbsync.io"]
+  resources: ["tmdbsyncs/finalizers", "syncruns/finalizers"]
+  verbs: ["update"]
 # kube-runtime's event Recorder: creates events, patches a repeated one's count.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -1,0 +1,164 @@
+//! The controllers' watches, observed. They are built as kube-runtime's `Controller::new` and
+//! `owns` build theirs, with one step between the watcher and the controller: each watch tells the
+//! readiness state ([`crate::telemetry::readiness`]) when it has listed every object (synced), when
+//! it works and when it fails, and every failure is logged at warn with the resource and the reason
+//! (kube-runtime itself logs only a 403 above debug, so a missing CRD went unseen).
+
+use futures::{Stream, StreamExt};
+use kube::runtime::watcher::{self, Event};
+
+use crate::telemetry::readiness::WatchHealth;
+
+/// `stream` (a watcher, or a reflector over one), reporting each item to `health`.
+pub fn observed<K, S>(stream: S, health: WatchHealth) -> impl Stream<Item = S::Item> + Send
+where
+    S: Stream<Item = watcher::Result<Event<K>>> + Send,
+{
+    stream.inspect(move |item| observe(&health, item))
+}
+
+/// Reports one watcher item to `health` (and the log).
+pub fn observe<K>(health: &WatchHealth, item: &watcher::Result<Event<K>>) {
+    match item {
+        Ok(Event::InitDone) => {
+            if health.synced() {
+                tracing::info!(resource = %health.name(), "watch works again: listed every object");
+            } else {
+                tracing::debug!(resource = %health.name(), "watch synced");
+            }
+        }
+        // Sent before the list is requested: says nothing about whether it works.
+        Ok(Event::Init) => {}
+        Ok(Event::InitApply(_) | Event::Apply(_) | Event::Delete(_)) => {
+            if health.working() {
+                tracing::info!(resource = %health.name(), "watch works again");
+            }
+        }
+        Err(e) => {
+            let reason = describe(e);
+            tracing::warn!(resource = %health.name(), reason = %reason, "watch failed; retrying");
+            health.failed(reason);
+        }
+    }
+}
+
+/// One line saying what failed and why, with a hint for the usual causes (a 404 on a list is a
+/// CRD that is not installed, a 403 missing RBAC).
+pub fn describe(e: &watcher::Error) -> String {
+    let (what, source) = match e {
+        watcher::Error::InitialListFailed(k) => ("listing", k),
+        watcher::Error::WatchStartFailed(k) => ("starting the watch", k),
+        watcher::Error::WatchFailed(k) => ("watching", k),
+        watcher::Error::WatchError(status) => {
+            return format!("the watch returned {}", status_line(status));
+        }
+        watcher::Error::NoResourceVersion => {
+            return "the watch result had no resourceVersion".into();
+        }
+    };
+    match source {
+        kube::Error::Api(status) => {
+            let hint = match status.code {
+                404 => {
+                    " (is the CustomResourceDefinition installed? \
+                     `kubectl apply --server-side -f crds/`)"
+                }
+                403 => " (RBAC: the controller's ServiceAccount may not list and watch it)",
+                _ => "",
+            };
+            format!("{what} failed: {}{hint}", status_line(status))
+        }
+        other => format!("{what} failed: {other}"),
+    }
+}
+
+fn status_line(s: &kube::core::Status) -> String {
+    match (s.reason.as_str(), s.message.as_str()) {
+        ("", "") => s.code.to_string(),
+        (reason, "") => format!("{} {reason}", s.code),
+        ("", message) => format!("{} {message}", s.code),
+        (reason, message) => format!("{} {reason}: {message}", s.code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::readiness::{Readiness, Role};
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::core::Status;
+
+    fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(Status::failure(message, reason).with_code(code).boxed())
+    }
+
+    #[test]
+    fn watch_errors_say_what_failed_why_and_what_usually_fixes_it() {
+        let not_found = watcher::Error::InitialListFailed(api_error(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+        assert_eq!(
+            describe(&not_found),
+            "listing failed: 404 NotFound: the server could not find the requested resource \
+             (is the CustomResourceDefinition installed? `kubectl apply --server-side -f crds/`)"
+        );
+        let forbidden = watcher::Error::WatchStartFailed(api_error(
+            403,
+            "Forbidden",
+            "jobs.batch is forbidden: User \"x\" cannot watch resource \"jobs\"",
+        ));
+        let d = describe(&forbidden);
+        assert!(
+            d.starts_with("starting the watch failed: 403 Forbidden: jobs.batch"),
+            "{d}"
+        );
+        assert!(d.ends_with("may not list and watch it)"), "{d}");
+        let gone = watcher::Error::WatchError(
+            Status::failure("too old", "Expired").with_code(410).boxed(),
+        );
+        assert_eq!(describe(&gone), "the watch returned 410 Expired: too old");
+    }
+
+    #[test]
+    fn a_watch_is_synced_by_its_list_and_failing_on_errors() {
+        let ready = Readiness::default();
+        ready.set_role(Role::Active);
+        ready.api_answered();
+        let jobs = ready.watch("jobs");
+        // A watcher retrying a list it may not make: `Init` comes before each try.
+        let forbidden = || {
+            Err(watcher::Error::InitialListFailed(api_error(
+                403,
+                "Forbidden",
+                "no",
+            )))
+        };
+        let events: Vec<watcher::Result<Event<Job>>> = vec![
+            Ok(Event::Init),
+            forbidden(),
+            Ok(Event::Init),
+            forbidden(),
+            Ok(Event::Init),
+        ];
+        for e in &events {
+            observe(&jobs, e);
+        }
+        let v = ready.verdict();
+        assert!(!v.ready);
+        assert!(
+            v.reason
+                .contains("jobs has not synced: listing failed: 403"),
+            "{v:?}"
+        );
+        for e in [
+            Event::Init,
+            Event::InitApply(Job::default()),
+            Event::InitDone,
+        ] {
+            observe(&jobs, &Ok(e));
+        }
+        assert!(ready.verdict().ready, "{:?}", ready.verdict());
+    }
+}
