@@ -26,7 +26,7 @@ pub mod store;
 pub mod telemetry;
 /// TMDb client, wire models, export reader.
 pub mod tmdb;
-/// HTTP endpoints of the controller.
+/// HTTP: the controller's endpoints and the Sync Health web page.
 pub mod web;
 
 /// Process exit codes, shared by `tmdbsync run` and the Job workers (the Job's podFailurePolicy

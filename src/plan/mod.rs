@@ -1,7 +1,9 @@
 //! Pure decisions, no I/O: delta windows, bulk page ranges, progress and ETA. Table-tested.
 
+pub mod alerts;
 pub mod enrich;
 pub mod health;
+pub mod history;
 pub mod pages;
 pub mod run;
 pub mod schedule;

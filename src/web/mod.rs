@@ -1,6 +1,10 @@
 //! The controller's HTTP endpoints: `/metrics` (Prometheus text format), `/healthz` (the process
 //! serves) and `/readyz` (connected to the API server: reconciling, or a standby ready to take over
-//! the leader Lease).
+//! the leader Lease). The Sync Health pages and downloads live in [`dashboard`].
+
+pub mod dashboard;
+pub mod download;
+pub mod page;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
