@@ -336,7 +336,8 @@ pub fn alerts(i: &AlertInputs<'_>) -> Vec<Alert> {
                 Severity::Info
             },
             format!(
-                "{total_errors} movie errors in the last 24 h ({})",
+                "{total_errors} movie {} in the last 24 h ({})",
+                if total_errors == 1 { "error" } else { "errors" },
                 by.join(", ")
             ),
             next.into(),

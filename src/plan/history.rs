@@ -152,7 +152,7 @@ pub struct RunSummary {
     pub status: String,
     /// The day it started, by TMDb's clock.
     pub day: NaiveDate,
-    /// When it started and finished, by the database's clock (UTC).
+    /// When it started and finished, on TMDb's clock (UTC), like the days.
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     /// Seconds from start to finish (to now while running).

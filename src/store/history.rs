@@ -40,9 +40,7 @@ pub async fn day_stats(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<
     Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH {CLOCK}, days AS (
              SELECT ({RUN_START} AT TIME ZONE 'UTC')::date AS day, r.*
-             FROM sync_runs r, clock c
-             WHERE r.started_at > now() - make_interval(days => ($2::date - $1::date) + 3)
-                 - make_interval(secs => c.offset))
+             FROM sync_runs r, clock c)
          SELECT day,
              COALESCE(sum(movies_imported), 0)::bigint AS imported,
              COALESCE(sum(movies_updated), 0)::bigint AS updated,
@@ -111,13 +109,12 @@ pub enum RunSelection {
     LatestFinished,
 }
 
-/// Runs as the panel and the report show them.
+/// Runs as the panel and the report show them, their times on TMDb's clock.
 pub async fn runs(store: &Store, which: RunSelection) -> Result<Vec<RunSummary>> {
     let (filter, outer) = match which {
         RunSelection::Newest(_) => ("true", "SELECT * FROM listed ORDER BY started_at DESC, id DESC LIMIT $1"),
         RunSelection::Days(..) => (
-            "r.started_at > now() - make_interval(days => ($2::date - $1::date) + 3)
-                 - make_interval(secs => c.offset)",
+            "true",
             "SELECT * FROM listed WHERE day BETWEEN $1 AND $2 ORDER BY started_at, id",
         ),
         RunSelection::LatestFinished => (
@@ -129,6 +126,11 @@ pub async fn runs(store: &Store, which: RunSelection) -> Result<Vec<RunSummary>>
     let sql = format!(
         "WITH {CLOCK}, listed AS (
              SELECT {columns}, ({RUN_START} AT TIME ZONE 'UTC')::date AS day,
+                 {RUN_START} AS tmdb_started_at,
+                 CASE WHEN run_is_dead(r.status, r.heartbeat_at, r.alive_until)
+                     THEN r.heartbeat_at ELSE r.completed_at END
+                     + make_interval(secs => COALESCE(r.tmdb_clock_offset_secs, c.offset))
+                     AS tmdb_completed_at,
                  extract(epoch FROM COALESCE(r.completed_at, now()) - r.started_at)::float8
                      AS duration_seconds
              FROM sync_runs r, clock c WHERE {filter})
@@ -153,8 +155,8 @@ pub async fn runs(store: &Store, which: RunSelection) -> Result<Vec<RunSummary>>
             trigger: r.get("trigger"),
             status: r.get("status"),
             day: r.get("day"),
-            started_at: r.get("started_at"),
-            completed_at: r.get("completed_at"),
+            started_at: r.get("tmdb_started_at"),
+            completed_at: r.get("tmdb_completed_at"),
             duration_seconds: r.get::<f64, _>("duration_seconds").max(0.0),
             pages_processed: r.get("pages_processed"),
             movies_imported: r.get("movies_imported"),

@@ -8,7 +8,7 @@
 use askama::Template;
 
 use crate::plan::alerts::{Alert, Commands};
-use crate::plan::health::{DayRow, DayStatus, EtaState, SyncFacts, SyncHealth};
+use crate::plan::health::{DayRow, EtaState, SyncFacts, SyncHealth};
 use crate::report::{duration, thousands};
 
 /// How the page is served.
@@ -57,7 +57,6 @@ struct TableRow {
     deleted: String,
     errors: String,
     status: &'static str,
-    icon: &'static str,
 }
 
 /// A side-job card.
@@ -161,8 +160,8 @@ const BAR_WIDTH: f64 = 18.0;
 
 fn chart(days: &[DayRow]) -> (Vec<Bar>, i64) {
     let total = |d: &DayRow| d.imported + d.updated + d.skipped + d.deleted + d.errors;
-    let max = days.iter().map(total).max().unwrap_or(0).max(1);
-    let scale = CHART_HEIGHT / max as f64;
+    let max = days.iter().map(total).max().unwrap_or(0);
+    let scale = CHART_HEIGHT / max.max(1) as f64;
     let bars = days
         .iter()
         .enumerate()
@@ -216,15 +215,6 @@ fn chart(days: &[DayRow]) -> (Vec<Bar>, i64) {
     (bars, max)
 }
 
-fn icon(status: DayStatus) -> &'static str {
-    match status {
-        DayStatus::Ok => "✅",
-        DayStatus::Failed => "❌",
-        DayStatus::Running => "⏳",
-        DayStatus::Paused => "⏸️",
-        DayStatus::Idle => "·",
-    }
-}
 
 fn actions(commands: &Commands, h: &SyncHealth) -> Vec<Action> {
     let mut out = Vec::new();
@@ -328,7 +318,6 @@ pub fn render_health(h: &SyncHealth, options: &PageOptions) -> String {
                 deleted: thousands(d.deleted),
                 errors: thousands(d.errors),
                 status: d.status.as_str(),
-                icon: icon(d.status),
             })
             .collect(),
         chart_width: (h.history.len() as f64 * BAR_STEP) as usize + 6,
@@ -356,7 +345,7 @@ pub fn render_health(h: &SyncHealth, options: &PageOptions) -> String {
                 run_type: r.run_type.clone(),
                 trigger: r.trigger.clone(),
                 status: r.status.clone(),
-                started: r.started_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                started: r.started_at.format("%Y-%m-%d %H:%M").to_string(),
                 duration: duration(r.duration_seconds),
                 pages: thousands(r.pages_processed.into()),
                 imported: thousands(r.movies_imported.into()),
@@ -488,5 +477,35 @@ mod tests {
         }
         assert_eq!(html.matches("class=\"day-row\"").count(), 7);
         assert_eq!(html.matches("<g class=\"day ").count(), 30);
+    }
+
+    #[test]
+    fn a_disabled_side_job_says_so_instead_of_a_percentage() {
+        use crate::plan::enrich::{EnrichStage, SideJobCounts};
+        let inputs = HealthInputs {
+            side_job_counts: EnrichStage::ALL
+                .iter()
+                .map(|s| SideJobCounts {
+                    stage: Some(*s),
+                    done: 5,
+                    total: 10,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let facts = SyncFacts {
+            resource: Some(("media".into(), "cinegraph".into())),
+            disabled_side_jobs: vec![EnrichStage::Pqs],
+            ..Default::default()
+        };
+        let html = render_health(&SyncHealth::build(&inputs, &facts), &PageOptions::default());
+        assert_eq!(html.matches("data-enabled=\"true\"").count(), 2, "{html}");
+        assert_eq!(html.matches("data-enabled=\"false\"").count(), 1, "{html}");
+        assert_eq!(
+            html.matches("<span class=\"job-percent\">50.0%</span>").count(),
+            2,
+            "{html}"
+        );
+        assert!(html.contains("<div class=\"job-percent\">Disabled</div>"), "{html}");
     }
 }
