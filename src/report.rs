@@ -272,6 +272,80 @@ mod tests {
     }
 
     #[test]
+    fn the_panel_has_its_sections_in_order_each_said_once() {
+        use crate::plan::enrich::{EnrichStage, SideJobCounts};
+        use crate::plan::health::{DayStats, HealthInputs, Pause, SyncFacts};
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let inputs = HealthInputs {
+            now: at("2026-03-07T12:00:00Z"),
+            clock: crate::plan::health::ClockSource::Tmdb,
+            tmdb_total: 1_000,
+            imported: 400,
+            days: vec![
+                DayStats {
+                    day: "2026-03-06".parse().unwrap(),
+                    imported: 200,
+                    runs: 1,
+                    ..Default::default()
+                },
+                DayStats {
+                    day: "2026-03-07".parse().unwrap(),
+                    imported: 200,
+                    runs: 1,
+                    ..Default::default()
+                },
+            ],
+            pauses: vec![Pause {
+                from: at("2026-03-04T10:00:00Z"),
+                until: Some(at("2026-03-04T11:00:00Z")),
+            }],
+            errors_24h: [("network".to_string(), 2)].into(),
+            side_job_counts: EnrichStage::ALL
+                .iter()
+                .map(|s| SideJobCounts {
+                    stage: Some(*s),
+                    done: 100,
+                    total: 400,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let facts = SyncFacts {
+            resource: Some(("media".into(), "cinegraph".into())),
+            phase: Some("Bootstrapping".into()),
+            disabled_side_jobs: vec![EnrichStage::Omdb],
+            ..Default::default()
+        };
+        let text = render(&SyncHealth::build(&inputs, &facts));
+        let order = [
+            "SYNC HEALTH  media/cinegraph  phase Bootstrapping",
+            "Today is Sat 2026-03-07 on TMDb's clock",
+            "400 / 1,000 movies",
+            "Estimated completion: March 10, 2026 (~3 days)",
+            "Import rate: 200 movies/day (7-day average), 200 today",
+            "Last 7 days",
+            "Wed 03-04",
+            "Last 30 days",
+            "Side jobs",
+            "OMDb Enrichment: disabled",
+            "Collaborations: 25.0% complete (100 / 400)",
+            "Alerts",
+            "2 movie errors in the last 24 h (network 2)",
+        ];
+        let mut from = 0;
+        for needle in order {
+            let at = text[from..]
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} after byte {from}:\n{text}"));
+            from += at + needle.len();
+        }
+        assert!(text.contains("Wed 03-04           0         0         0        0       0  paused"), "{text}");
+        assert_eq!(text.matches("errors in the last 24 h").count(), 1, "{text}");
+        let history = format!("{}‖·██  02-06 .. 03-07", "·".repeat(26));
+        assert!(text.contains(&history), "{history}\n{text}");
+    }
+
+    #[test]
     fn bar_fills_proportionally() {
         assert_eq!(bar(0.0, 10), "░".repeat(10));
         assert_eq!(bar(50.0, 10), format!("{}{}", "█".repeat(5), "░".repeat(5)));
