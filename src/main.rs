@@ -325,7 +325,13 @@ struct StatusArgs {
     #[command(flatten)]
     db: DbArgs,
     /// Output format (`-o json` is the same document as the web page's health.json).
-    #[arg(long, short = 'o', visible_alias = "output", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        short = 'o',
+        visible_alias = "output",
+        value_enum,
+        default_value = "text"
+    )]
     format: Format,
 }
 
@@ -728,7 +734,9 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
         listener,
         ready.clone(),
         metrics,
-        std::sync::Arc::new(tmdbsync::controller::dashboard::ControllerDirectory::new(ctx.clone())),
+        std::sync::Arc::new(tmdbsync::controller::dashboard::ControllerDirectory::new(
+            ctx.clone(),
+        )),
     ));
     if !a.leader_election {
         tracing::info!("controller starting (no leader election)");
@@ -793,7 +801,11 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// Serves the Sync Health page of one database, read-only, until killed.
 async fn dashboard(a: DashboardArgs) -> anyhow::Result<ExitCode> {
-    let facts = match a.sync.as_deref().map(tmdbsync::plan::health::SyncFacts::named) {
+    let facts = match a
+        .sync
+        .as_deref()
+        .map(tmdbsync::plan::health::SyncFacts::named)
+    {
         Some(Err(e)) => return Ok(fail((ExitCode::Config, e))),
         Some(Ok(f)) => f,
         None => Default::default(),

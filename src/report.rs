@@ -339,7 +339,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("{needle:?} after byte {from}:\n{text}"));
             from += at + needle.len();
         }
-        assert!(text.contains("Wed 03-04           0         0         0        0       0  paused"), "{text}");
+        assert!(
+            text.contains("Wed 03-04           0         0         0        0       0  paused"),
+            "{text}"
+        );
         assert_eq!(text.matches("errors in the last 24 h").count(), 1, "{text}");
         let history = format!("{}‖·██  02-06 .. 03-07", "·".repeat(26));
         assert!(text.contains(&history), "{history}\n{text}");

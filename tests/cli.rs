@@ -299,6 +299,12 @@ async fn status_reports_progress_as_text_and_json() {
     assert!(text.contains("200 / 500 movies"), "{text}");
     assert!(text.contains("40.0%"), "{text}");
     assert!(text.contains("Last 7 days"), "{text}");
-    assert!(text.contains("Estimated completion: calculating…"), "{text}");
-    assert!(!text.contains('\x1b'), "no colour codes off a terminal: {text}");
+    assert!(
+        text.contains("Estimated completion: calculating…"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\x1b'),
+        "no colour codes off a terminal: {text}"
+    );
 }

@@ -39,7 +39,13 @@ impl Drop for Killed {
 /// `tmdbsync dashboard` on a free port; returns the process and its base URL.
 fn start_dashboard(db: &TestDb) -> (Killed, String) {
     let mut child = Command::new(BIN)
-        .args(["dashboard", "--database-url", &db.url, "--addr", "127.0.0.1:0"])
+        .args([
+            "dashboard",
+            "--database-url",
+            &db.url,
+            "--addr",
+            "127.0.0.1:0",
+        ])
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -211,8 +217,20 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     // A real run on the simulator's clock: the catalog, 10 of 25 pages, the side jobs.
     let mut run = Command::new(BIN);
     run.args(["run", "--database-url", &db.url])
-        .args(["--tmdb-url", &sim.tmdb_url(), "--export-url", &sim.export_url()])
-        .args(["--rps", "1000", "--stages", "catalog,bulk,enrich", "--pages", "10"])
+        .args([
+            "--tmdb-url",
+            &sim.tmdb_url(),
+            "--export-url",
+            &sim.export_url(),
+        ])
+        .args([
+            "--rps",
+            "1000",
+            "--stages",
+            "catalog,bulk,enrich",
+            "--pages",
+            "10",
+        ])
         .args(["--omdb-url", &sim.omdb_url(), "--omdb-api-key", "k"])
         .env("TMDB_API_KEY", "k")
         .env("TMDBSYNC_LOG_FORMAT", "text")
@@ -281,10 +299,17 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
         .json()
         .await
         .unwrap();
-    assert_eq!(health["today"], json!(sim_today.to_string()), "one clock: the simulator's day");
+    assert_eq!(
+        health["today"],
+        json!(sim_today.to_string()),
+        "one clock: the simulator's day"
+    );
     assert_eq!(health["clock"], json!("tmdb"));
     assert_eq!(health["eta"]["state"], json!("estimated"));
-    assert_eq!(text(&c, "#eta").await, health["eta"]["text"].as_str().unwrap());
+    assert_eq!(
+        text(&c, "#eta").await,
+        health["eta"]["text"].as_str().unwrap()
+    );
     // The last 7 finished days' imports, averaged (days 1-7 all had runs).
     let rate = (1..=7).map(|b| history_row(b).unwrap().0).sum::<i64>() as f64 / 7.0;
     assert_eq!(
@@ -321,12 +346,18 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
         .iter()
         .map(|b| b["height"].as_f64().unwrap())
         .fold(0.0, f64::max);
-    assert!(tallest > 100.0, "the tallest bar fills the chart: {tallest}");
+    assert!(
+        tallest > 100.0,
+        "the tallest bar fills the chart: {tallest}"
+    );
     for b in bars {
         let day: NaiveDate = b["day"].as_str().unwrap().parse().unwrap();
         let want = expected[&day] as f64 / max_total;
         let got = b["height"].as_f64().unwrap() / tallest;
-        assert!((want - got).abs() < 0.01, "{day}: height {got:.3} of the tallest, data {want:.3}");
+        assert!(
+            (want - got).abs() < 0.01,
+            "{day}: height {got:.3} of the tallest, data {want:.3}"
+        );
     }
     let status_of = |back: u64| {
         let day = (sim_today - chrono::Days::new(back)).to_string();
@@ -343,9 +374,15 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     // Side jobs: three cards with the model's percentages.
     let cards = texts(&c, "#side-jobs .card").await;
     assert_eq!(cards.len(), 3, "{cards:?}");
-    for (card, job) in cards.iter().zip(health["side_jobs"]["stages"].as_array().unwrap()) {
+    for (card, job) in cards
+        .iter()
+        .zip(health["side_jobs"]["stages"].as_array().unwrap())
+    {
         assert!(card.contains(job["label"].as_str().unwrap()), "{card}");
-        assert!(card.contains(&format!("{:.1}%", job["percent"].as_f64().unwrap())), "{card}");
+        assert!(
+            card.contains(&format!("{:.1}%", job["percent"].as_f64().unwrap())),
+            "{card}"
+        );
     }
 
     // Alerts, each with its next step.
@@ -361,7 +398,10 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     // Markup in a run message stays text, and nothing ran.
     let runs = text(&c, "#runs").await;
     assert!(runs.contains(MARKUP), "{runs}");
-    let pwned = c.execute("return window.__pwned === undefined;", vec![]).await.unwrap();
+    let pwned = c
+        .execute("return window.__pwned === undefined;", vec![])
+        .await
+        .unwrap();
     assert_eq!(pwned, json!(true));
     let scripts = c
         .execute(
@@ -370,7 +410,11 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
         )
         .await
         .unwrap();
-    assert_eq!(scripts, json!(0), "refresh=0: no script; the message's <b> is text");
+    assert_eq!(
+        scripts,
+        json!(0),
+        "refresh=0: no script; the message's <b> is text"
+    );
 
     // The screenshot, of the whole page.
     let height = c
@@ -443,7 +487,11 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
             sums[&(kind.to_string(), "deleted")],
             sums[&(kind.to_string(), "errors")],
         );
-        assert_eq!(got, (db_sums.1, db_sums.2, db_sums.3, db_sums.4, db_sums.5), "{kind} rows");
+        assert_eq!(
+            got,
+            (db_sums.1, db_sums.2, db_sums.3, db_sums.4, db_sums.5),
+            "{kind} rows"
+        );
     }
 
     // `tmdbsync status -o json` is the page's document; `--format html` the page as a file.
@@ -456,7 +504,10 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     let json_out = status("json").await;
     assert_eq!(json_out.status.code(), Some(0), "{}", stderr(&json_out));
     let from_status: Value = serde_json::from_slice(&json_out.stdout).unwrap();
-    assert_eq!(without_generated_at(from_status), without_generated_at(health));
+    assert_eq!(
+        without_generated_at(from_status),
+        without_generated_at(health)
+    );
     let html = status("html").await;
     let html = String::from_utf8(html.stdout).unwrap();
     assert!(html.contains("<b id=\"percent\">40.0%</b>"), "{html}");

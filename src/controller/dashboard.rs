@@ -36,11 +36,11 @@ pub fn facts(sync: &TmdbSync) -> SyncFacts {
     let enrichment = &spec.enrichment;
     let disabled_side_jobs = [
         (EnrichStage::Omdb, enrichment.omdb.enabled),
-        (EnrichStage::Collaborations, enrichment.collaborations.enabled),
         (
-            EnrichStage::Pqs,
-            enrichment.person_quality_score.enabled,
+            EnrichStage::Collaborations,
+            enrichment.collaborations.enabled,
         ),
+        (EnrichStage::Pqs, enrichment.person_quality_score.enabled),
     ]
     .into_iter()
     .filter(|(_, enabled)| !enabled)
@@ -49,9 +49,7 @@ pub fn facts(sync: &TmdbSync) -> SyncFacts {
     let problems = status
         .conditions
         .iter()
-        .filter(|c| {
-            matches!(c.type_.as_str(), "Ready" | "CredentialsValid") && c.status == "False"
-        })
+        .filter(|c| matches!(c.type_.as_str(), "Ready" | "CredentialsValid") && c.status == "False")
         .map(|c| ConditionProblem {
             condition: c.type_.clone(),
             reason: c.reason.clone(),
@@ -97,7 +95,8 @@ fn listing(sync: &TmdbSync) -> SyncListing {
 impl SyncDirectory for ControllerDirectory {
     fn list(&self) -> BoxFuture<'_, Result<Vec<SyncListing>, String>> {
         Box::pin(async move {
-            let api = super::api::<TmdbSync>(&self.ctx.client, self.ctx.config.namespace.as_deref());
+            let api =
+                super::api::<TmdbSync>(&self.ctx.client, self.ctx.config.namespace.as_deref());
             let mut list: Vec<SyncListing> = api
                 .list(&Default::default())
                 .await

@@ -225,10 +225,9 @@ pub fn alerts(i: &AlertInputs<'_>) -> Vec<Alert> {
         (None, None) => false,
     };
     if stalled && !i.suspended {
-        let since = i.hours_since_success.map_or_else(
-            || "ever".to_string(),
-            |h| format!("for {h:.0} hours"),
-        );
+        let since = i
+            .hours_since_success
+            .map_or_else(|| "ever".to_string(), |h| format!("for {h:.0} hours"));
         push(
             "stalled",
             Severity::Critical,
@@ -502,10 +501,8 @@ mod tests {
             today_rate: 40,
             ..base(&k, &runs, &errors)
         };
-        let got: Vec<(String, Option<String>)> = alerts(&i)
-            .into_iter()
-            .map(|a| (a.id, a.command))
-            .collect();
+        let got: Vec<(String, Option<String>)> =
+            alerts(&i).into_iter().map(|a| (a.id, a.command)).collect();
         assert_eq!(
             got,
             vec![

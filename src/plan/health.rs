@@ -109,8 +109,9 @@ impl SyncFacts {
                     && !name.is_empty()
                     && !name.contains('/')
                     && [ns, name].iter().all(|s| {
-                        s.chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                        s.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                        })
                     }) =>
             {
                 Ok(SyncFacts {
@@ -286,9 +287,7 @@ impl SyncHealth {
                 (EtaState::Estimated, Some(date), Some(days)) => {
                     format!("{} (~{days} days)", date.format("%B %-d, %Y"))
                 }
-                (EtaState::Calculating, ..) => {
-                    "calculating… (needs a full day of runs)".into()
-                }
+                (EtaState::Calculating, ..) => "calculating… (needs a full day of runs)".into(),
                 _ if finished.is_empty() => "unknown (no run in the last 7 days)".into(),
                 _ => "unknown (nothing imported in the last 7 days)".into(),
             },
@@ -562,7 +561,11 @@ mod tests {
             (
                 vec![day("2026-03-07", 500, 1, 0)],
                 Some(at("2026-03-07T08:00:00Z")),
-                (EtaState::Calculating, None, "calculating… (needs a full day of runs)"),
+                (
+                    EtaState::Calculating,
+                    None,
+                    "calculating… (needs a full day of runs)",
+                ),
             ),
             // Yesterday finished with runs: estimated from it alone (today not counted).
             (
@@ -574,13 +577,21 @@ mod tests {
             (
                 vec![day("2026-02-20", 100, 1, 0)],
                 Some(at("2026-02-20T02:00:00Z")),
-                (EtaState::Unknown, None, "unknown (no run in the last 7 days)"),
+                (
+                    EtaState::Unknown,
+                    None,
+                    "unknown (no run in the last 7 days)",
+                ),
             ),
             // Runs that imported nothing (delta only).
             (
                 vec![day("2026-03-05", 0, 1, 0)],
                 Some(at("2026-03-05T02:00:00Z")),
-                (EtaState::Unknown, None, "unknown (nothing imported in the last 7 days)"),
+                (
+                    EtaState::Unknown,
+                    None,
+                    "unknown (nothing imported in the last 7 days)",
+                ),
             ),
         ];
         for (days, first_run_at, (state, eta_days, text)) in cases {
@@ -602,7 +613,10 @@ mod tests {
             ..Default::default()
         };
         let h = SyncHealth::compute(&done, today);
-        assert_eq!((h.eta.state, h.eta.text.as_str()), (EtaState::Complete, "complete"));
+        assert_eq!(
+            (h.eta.state, h.eta.text.as_str()),
+            (EtaState::Complete, "complete")
+        );
         assert_eq!(h.estimated_days_remaining, Some(0.0));
     }
 
@@ -647,7 +661,15 @@ mod tests {
             Some("kubectl tmdbsync resume cinegraph -n media")
         );
         let json = serde_json::to_value(&h).unwrap();
-        for key in ["sync", "eta", "history", "last_7_days", "side_jobs", "alerts", "runs"] {
+        for key in [
+            "sync",
+            "eta",
+            "history",
+            "last_7_days",
+            "side_jobs",
+            "alerts",
+            "runs",
+        ] {
             assert!(json.get(key).is_some(), "{key}");
         }
     }
@@ -681,15 +703,25 @@ mod tests {
             clock: ClockSource::Tmdb,
             days: vec![day("2026-03-01", 20, 1, 0), day("2026-03-07", 20, 1, 0)],
             pauses: vec![],
-            runs: vec![run(2, "2026-03-07"), run(1, "2026-03-01"), run(0, "2026-02-28")],
+            runs: vec![
+                run(2, "2026-03-07"),
+                run(1, "2026-03-01"),
+                run(0, "2026-02-28"),
+            ],
         };
         let r = SyncReport::build(&inputs, &SyncFacts::default(), 7);
-        assert_eq!((r.from, r.to, r.day_rows.len()), (d("2026-03-01"), d("2026-03-07"), 7));
+        assert_eq!(
+            (r.from, r.to, r.day_rows.len()),
+            (d("2026-03-01"), d("2026-03-07"), 7)
+        );
         let ids: Vec<i64> = r.run_rows.iter().map(|r| r.id).collect();
         assert_eq!(ids, [1, 2]);
         assert_eq!((r.totals.imported, r.totals.runs), (40, 2));
         assert_eq!(SyncReport::build(&inputs, &SyncFacts::default(), 0).days, 1);
-        assert_eq!(SyncReport::build(&inputs, &SyncFacts::default(), 9999).days, MAX_REPORT_DAYS);
+        assert_eq!(
+            SyncReport::build(&inputs, &SyncFacts::default(), 9999).days,
+            MAX_REPORT_DAYS
+        );
     }
 
     #[test]

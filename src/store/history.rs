@@ -112,7 +112,10 @@ pub enum RunSelection {
 /// Runs as the panel and the report show them, their times on TMDb's clock.
 pub async fn runs(store: &Store, which: RunSelection) -> Result<Vec<RunSummary>> {
     let (filter, outer) = match which {
-        RunSelection::Newest(_) => ("true", "SELECT * FROM listed ORDER BY started_at DESC, id DESC LIMIT $1"),
+        RunSelection::Newest(_) => (
+            "true",
+            "SELECT * FROM listed ORDER BY started_at DESC, id DESC LIMIT $1",
+        ),
         RunSelection::Days(..) => (
             "true",
             "SELECT * FROM listed WHERE day BETWEEN $1 AND $2 ORDER BY started_at, id",

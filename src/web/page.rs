@@ -215,7 +215,6 @@ fn chart(days: &[DayRow]) -> (Vec<Bar>, i64) {
     (bars, max)
 }
 
-
 fn actions(commands: &Commands, h: &SyncHealth) -> Vec<Action> {
     let mut out = Vec::new();
     match commands {
@@ -367,7 +366,8 @@ pub fn render_health(h: &SyncHealth, options: &PageOptions) -> String {
         },
         h,
     };
-    page.render().unwrap_or_else(|e| problem("Sync Health", &e.to_string()))
+    page.render()
+        .unwrap_or_else(|e| problem("Sync Health", &e.to_string()))
 }
 
 /// Renders the controller's list of TmdbSyncs.
@@ -443,7 +443,8 @@ mod tests {
         assert!(!html.contains("<b>bold"), "{html}");
         assert!(
             html.contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; &#60;b&#62;")
-                || html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;"),
+                || html
+                    .contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;"),
             "{html}"
         );
         // A saved file has no script and no refresh at all.
@@ -502,10 +503,14 @@ mod tests {
         assert_eq!(html.matches("data-enabled=\"true\"").count(), 2, "{html}");
         assert_eq!(html.matches("data-enabled=\"false\"").count(), 1, "{html}");
         assert_eq!(
-            html.matches("<span class=\"job-percent\">50.0%</span>").count(),
+            html.matches("<span class=\"job-percent\">50.0%</span>")
+                .count(),
             2,
             "{html}"
         );
-        assert!(html.contains("<div class=\"job-percent\">Disabled</div>"), "{html}");
+        assert!(
+            html.contains("<div class=\"job-percent\">Disabled</div>"),
+            "{html}"
+        );
     }
 }
