@@ -45,3 +45,7 @@ echo "== tmdbsync run --stages delta,enrich"
 run --stages delta,enrich --rps 200 --omdb-daily-limit 100000
 echo "== tmdbsync status"
 "$BIN" status
+# The same panel as the web page, saved as one self-contained file (kept after the demo).
+PAGE="${DEMO_PAGE:-/tmp/tmdbsync-demo-sync-health.html}"
+"$BIN" status --format html >"$PAGE"
+echo "== the Sync Health page is saved: $PAGE (open it in a browser; \`tmdbsync dashboard\` serves it live)"

@@ -11,6 +11,11 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # The alert rules' unit tests (promtool) and the alerting end-to-end test (prometheus, alertmanager).
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+# The Sync Health page's browser test (tests/sync_health_browser.rs): headless chromium driven
+# through chromium-driver; DejaVu for the screenshot's text.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 
 if [ "${#need[@]}" -gt 0 ]; then
   echo "[install-deps] installing: ${need[*]}" >&2

@@ -32,5 +32,5 @@ pub mod store;
 pub mod telemetry;
 /// TMDb client, wire models, export reader.
 pub mod tmdb;
-/// HTTP endpoints of the controller.
+/// HTTP: the controller's endpoints and the Sync Health web page.
 pub mod web;

@@ -11,7 +11,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tmdbsync::exit::ExitCode;
 use tmdbsync::plan::RunType;
 use tmdbsync::plan::enrich::{EnrichStage, StagePlan};
-use tmdbsync::plan::health::SyncHealth;
 use tmdbsync::stage::bulk::BulkOptions;
 use tmdbsync::stage::catalog::CatalogSource;
 use tmdbsync::stage::delta::DeltaOptions;
@@ -39,8 +38,10 @@ enum Command {
     Migrate(DbArgs),
     /// Run sync stages once, in-process (catalog, bulk, delta by default).
     Run(RunArgs),
-    /// Print the Sync Health report.
+    /// Print the Sync Health report (text, JSON, or the web page as one HTML file).
     Status(StatusArgs),
+    /// Serve the Sync Health web page of a database (read-only, no cluster needed).
+    Dashboard(DashboardArgs),
     /// Print the CustomResourceDefinitions (YAML) generated from the Rust types.
     Crd,
     /// Run one stage of a SyncRun inside a Job pod (configured by the Job's environment).
@@ -347,15 +348,36 @@ impl From<BulkSource> for CatalogSource {
 enum Format {
     Text,
     Json,
+    /// The Sync Health web page as one self-contained HTML file.
+    Html,
 }
 
 #[derive(Args)]
 struct StatusArgs {
     #[command(flatten)]
     db: DbArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
+    /// Output format (`-o json` is the same document as the web page's health.json).
+    #[arg(
+        long,
+        short = 'o',
+        visible_alias = "output",
+        value_enum,
+        default_value = "text"
+    )]
     format: Format,
+}
+
+#[derive(Args)]
+struct DashboardArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to serve the page on (port 0 picks a free one; the URL is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    addr: SocketAddr,
+    /// The TmdbSync this database belongs to (NAMESPACE/NAME), so the page names `kubectl
+    /// tmdbsync` commands; without it the page names `tmdbsync` commands.
+    #[arg(long)]
+    sync: Option<String>,
 }
 
 fn main() -> ProcessExit {
@@ -369,6 +391,7 @@ fn main() -> ProcessExit {
             Command::Migrate(a) => migrate(a).await,
             Command::Run(a) => run(a).await,
             Command::Status(a) => status(a).await,
+            Command::Dashboard(a) => dashboard(a).await,
             Command::Worker(a) => worker(a).await,
             Command::Controller(a) => controller(a).await,
             Command::Crd => {
@@ -654,7 +677,7 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             };
             match run_stage(&engine, stage, &label, &options, &enrich).await {
                 Ok(report) => {
-                    eprintln!("tmdbsync: {stage}: {}", report.message);
+                    // The stage's summary is the run's closing log line (stage::close_run).
                     all_ok &= report.succeeded;
                     unresolved += i64::from(report.counters.errors);
                 }
@@ -723,9 +746,9 @@ async fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
     let work = async {
         match run_stage(&engine, a.stage, &label, &options, &enrich).await {
             Ok(report) => {
-                eprintln!("tmdbsync: {}: {}", a.stage, report.message);
-                // Movies still failing do not fail the pod: the run completed (exit code 5 is
-                // `tmdbsync run`'s; a failed pod would be retried or fail the Job).
+                // The summary is the run's closing log line (stage::close_run). Movies still
+                // failing do not fail the pod: the run completed (exit code 5 is `tmdbsync
+                // run`'s; a failed pod would be retried or fail the Job).
                 if report.succeeded {
                     ExitCode::Success
                 } else {
@@ -766,14 +789,41 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return Ok(fail(e)),
     };
-    let inputs = match tmdbsync::store::health::health_inputs(&store, 10).await {
-        Ok(i) => i,
+    let facts = Default::default();
+    let health = match tmdbsync::web::dashboard::health_of(&store, &facts).await {
+        Ok(h) => h,
         Err(e) => return Ok(fail((ExitCode::from(&e), e.to_string()))),
     };
-    let health = SyncHealth::compute(&inputs, chrono::Utc::now().date_naive());
     match a.format {
         Format::Text => print!("{}", tmdbsync::report::render(&health)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&health)?),
+        Format::Html => print!("{}", tmdbsync::web::dashboard::health_file(&health)),
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Serves the Sync Health page of one database, read-only, until killed.
+async fn dashboard(a: DashboardArgs) -> anyhow::Result<ExitCode> {
+    let facts = match a
+        .sync
+        .as_deref()
+        .map(tmdbsync::plan::health::SyncFacts::named)
+    {
+        Some(Err(e)) => return Ok(fail((ExitCode::Config, e))),
+        Some(Ok(f)) => f,
+        None => Default::default(),
+    };
+    let store = match connect_read_only(&a.db).await {
+        Ok(s) => s,
+        Err(e) => return Ok(fail(e)),
+    };
+    let listener = tokio::net::TcpListener::bind(a.addr)
+        .await
+        .with_context(|| format!("binding {}", a.addr))?;
+    println!("tmdbsync dashboard on http://{}/", listener.local_addr()?);
+    tokio::select! {
+        r = tmdbsync::web::dashboard::serve_database(listener, store, facts) => r?,
+        _ = tokio::signal::ctrl_c() => {}
     }
     Ok(ExitCode::Success)
 }

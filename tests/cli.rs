@@ -280,9 +280,13 @@ async fn status_reports_progress_as_text_and_json() {
     assert_eq!(v["percent_complete"], json!(40.0));
     assert_eq!(v["total_pages"], json!(25));
     assert_eq!(v["last_page_processed"], json!(10));
-    assert_eq!(v["daily_rate"], json!(200.0));
-    assert_eq!(v["estimated_days_remaining"], json!(1.5));
-    assert!(v["estimated_completion"].is_string());
+    // One run today is not a full day of data: the rate counts finished days only, and the
+    // estimate waits ("calculating…").
+    assert_eq!(v["today_rate"], json!(200));
+    assert_eq!(v["daily_rate"], json!(0.0));
+    assert_eq!(v["eta"]["state"], json!("calculating"));
+    assert_eq!(v["estimated_days_remaining"], Value::Null);
+    assert_eq!(v["history"].as_array().unwrap().len(), 30);
     assert_eq!(v["runs"].as_array().unwrap().len(), 2);
 
     let text = output({
@@ -295,4 +299,12 @@ async fn status_reports_progress_as_text_and_json() {
     assert!(text.contains("200 / 500 movies"), "{text}");
     assert!(text.contains("40.0%"), "{text}");
     assert!(text.contains("Last 7 days"), "{text}");
+    assert!(
+        text.contains("Estimated completion: calculating…"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\x1b'),
+        "no colour codes off a terminal: {text}"
+    );
 }

@@ -335,7 +335,16 @@ async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids(
     let out = output(run).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("tmdbsync: enrich: omdb:"), "{err}");
+    // The stage's summary is said once: the run's closing log line.
+    assert!(
+        err.contains("run_type=enrich") && err.contains("omdb:"),
+        "{err}"
+    );
+    assert!(!err.contains("tmdbsync: enrich:"), "{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "piped logs carry no colour codes: {err}"
+    );
 
     let status = |format: &'static str| {
         let url = db.url.clone();

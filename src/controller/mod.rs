@@ -1,6 +1,7 @@
 //! The operator: a TmdbSync reconciler and a SyncRun reconciler in one process.
 
 pub mod context;
+pub mod dashboard;
 pub mod job;
 pub mod leader;
 pub mod process;

@@ -81,11 +81,6 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ProcessError::Bind { addr, source })?;
-    let mut server = tokio::spawn(crate::web::serve(
-        listener,
-        readiness.clone(),
-        metrics.clone(),
-    ));
     let client = Client::try_default().await.map_err(ProcessError::Connect)?;
     let heartbeat = tokio::spawn(heartbeat(client.clone(), readiness.clone()));
     let identity = options.instance.clone().unwrap_or_else(default_identity);
@@ -94,10 +89,16 @@ pub async fn run(options: ProcessOptions) -> Result<(), ProcessError> {
             client.clone(),
             options.config,
             Some(identity.clone()),
-            metrics,
+            metrics.clone(),
         )
         .with_readiness(readiness.clone()),
     );
+    let mut server = tokio::spawn(crate::web::dashboard::serve_controller(
+        listener,
+        readiness.clone(),
+        metrics,
+        Arc::new(super::dashboard::ControllerDirectory::new(ctx.clone())),
+    ));
     let result = tokio::select! {
         r = act(client, ctx, identity, options.election, readiness) => r,
         r = &mut server => Err(ProcessError::Serve {

@@ -45,7 +45,7 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
             return Ok(Action::requeue(Duration::from_secs(30)));
         }
     };
-    let health = observe_health(&ctx, &sync, &store, now).await?;
+    let health = observe_health(&ctx, &sync, &store).await?;
     let mut runs = list_runs(&ctx, &sync).await?;
     let created = sync.creation_timestamp().map_or(now, |t| from_k8s(&t.0));
     let due = plan::due_runs(
@@ -126,15 +126,17 @@ async fn usable_spec(
     })
 }
 
-/// The Sync Health from Postgres, also exported as this TmdbSync's metrics.
+/// The Sync Health from Postgres, also exported as this TmdbSync's metrics; records whether the
+/// sync is paused (the history marks paused days).
 async fn observe_health(
     ctx: &Context,
     sync: &TmdbSync,
     store: &crate::store::Store,
-    now: chrono::DateTime<Utc>,
 ) -> Result<SyncHealth, Error> {
     let inputs = crate::store::health::health_inputs(store, 0).await?;
-    let health = SyncHealth::compute(&inputs, now.date_naive());
+    // TMDb's day, as the runs saw it: the simulator's and the machine's days never mix.
+    let health = SyncHealth::compute(&inputs, inputs.today());
+    crate::store::history::record_suspension(store, sync.spec.suspend).await?;
     let totals = crate::store::health::metric_totals(store).await?;
     let side_jobs: Vec<(String, f64)> = health
         .side_jobs

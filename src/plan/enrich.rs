@@ -155,6 +155,8 @@ pub struct SideJobProgress {
     pub total: i64,
     /// Rounded to one decimal, 100 when there is nothing to do.
     pub percent: f64,
+    /// False when the TmdbSync turns the stage off: shown as disabled, not as a percentage.
+    pub enabled: bool,
 }
 
 /// The side-job part of the Sync Health report.
@@ -192,6 +194,7 @@ pub fn side_job_progress(counts: &[SideJobCounts]) -> Vec<SideJobProgress> {
                 done: c.done,
                 total: c.total,
                 percent,
+                enabled: true,
             })
         })
         .collect()

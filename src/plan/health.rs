@@ -1,14 +1,43 @@
-//! Sync Health: progress, rate, ETA and the last days, computed from counts gathered by the store.
-//! One function serves `tmdbsync status`, the web page and the TmdbSync status.
+//! Sync Health: the one model of a sync's state that every face renders — the terminal panel
+//! (`crate::report`), the web page and its downloads (`crate::web`), and their JSON (`tmdbsync
+//! status -o json` and the page's `health.json` are this struct serialised with serde, field for
+//! field). [`SyncHealth::build`] makes it from what the store gathers ([`HealthInputs`],
+//! `store::health::health_inputs`) and, in a cluster, what the TmdbSync says ([`SyncFacts`]).
+//!
+//! One clock: "today", the 7-day table, the 30-day history and the daily rate are TMDb's days
+//! (the engine reads TMDb's `Date` header, so the simulator's day in tests and the demo), never
+//! the machine's.
 
 use std::collections::BTreeMap;
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
+
+use super::alerts::{self, Alert, AlertInputs, AlertThresholds, Commands, ConditionProblem};
+use super::enrich::{EnrichStage, SideJobCounts, SideJobs};
+pub use super::history::{DayRow, DayStats, DayStatus, Pause, RunSummary};
+
+/// Days of the history chart.
+pub const HISTORY_DAYS: u32 = 30;
+
+/// Where "now" comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockSource {
+    /// TMDb's clock, as the latest run saw it in TMDb's `Date` header.
+    Tmdb,
+    /// The database's clock: no run has seen a TMDb answer yet.
+    #[default]
+    Database,
+}
 
 /// What the store gathers for a health report.
 #[derive(Debug, Clone, Default)]
 pub struct HealthInputs {
+    /// "Now" on the clock the report uses (TMDb's when known).
+    pub now: DateTime<Utc>,
+    /// Which clock `now` and every day come from.
+    pub clock: ClockSource,
     /// Ids in the latest export that the sync imports (adult ones excluded unless included).
     pub tmdb_total: i64,
     /// Those ids stored and not deleted.
@@ -23,80 +52,140 @@ pub struct HealthInputs {
     pub export_date: Option<NaiveDate>,
     /// The delta watermark.
     pub delta_watermark: Option<NaiveDate>,
-    /// Per-day run totals, any order, any span (at least the last 7 days are used).
+    /// Per-day run totals, any order (days older than the history are ignored).
     pub days: Vec<DayStats>,
+    /// When the sync was paused (a cluster's `spec.suspend`).
+    pub pauses: Vec<Pause>,
+    /// When the first run started (on the report's clock).
+    pub first_run_at: Option<DateTime<Utc>>,
+    /// When the latest successful bulk or delta run finished (on the report's clock).
+    pub last_success_at: Option<DateTime<Utc>>,
     /// Errors of the last 24 hours by category.
     pub errors_24h: BTreeMap<String, i64>,
     /// The newest runs, newest first.
     pub recent_runs: Vec<RunSummary>,
+    /// The latest finished run of each type.
+    pub latest_finished: Vec<RunSummary>,
     /// Per enrichment stage: live movies done and total.
-    pub side_job_counts: Vec<super::enrich::SideJobCounts>,
+    pub side_job_counts: Vec<SideJobCounts>,
     /// Live movies without an imdb id.
     pub missing_imdb_id: i64,
     /// The latest catalog run's coverage, when it walked `/discover/movie`.
     pub discover: Option<super::discover::DiscoverCoverage>,
 }
 
-/// Run totals for one day.
+impl HealthInputs {
+    /// Today on the report's clock.
+    pub fn today(&self) -> NaiveDate {
+        self.now.date_naive()
+    }
+}
+
+/// What a cluster knows about the sync (its TmdbSync); the default is a database seen without
+/// a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct SyncFacts {
+    /// The TmdbSync's namespace and name.
+    pub resource: Option<(String, String)>,
+    /// Its phase (`status.phase`).
+    pub phase: Option<String>,
+    /// `spec.suspend`.
+    pub suspended: bool,
+    /// Side jobs the spec turns off.
+    pub disabled_side_jobs: Vec<EnrichStage>,
+    /// The next scheduled enrichment run (RFC 3339).
+    pub next_enrich_run: Option<String>,
+    /// `spec.alerts`.
+    pub thresholds: AlertThresholds,
+    /// Conditions that are not as they should be (Ready or CredentialsValid false).
+    pub problems: Vec<ConditionProblem>,
+}
+
+impl SyncFacts {
+    /// Facts naming a TmdbSync given as `NAMESPACE/NAME` (the rest unknown): for a database of
+    /// a cluster's sync viewed without the cluster.
+    pub fn named(sync: &str) -> Result<SyncFacts, String> {
+        match sync.split_once('/') {
+            Some((ns, name))
+                if !ns.is_empty()
+                    && !name.is_empty()
+                    && !name.contains('/')
+                    && [ns, name].iter().all(|s| {
+                        s.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                        })
+                    }) =>
+            {
+                Ok(SyncFacts {
+                    resource: Some((ns.to_string(), name.to_string())),
+                    ..Default::default()
+                })
+            }
+            _ => Err(format!(
+                "--sync {sync:?} is not NAMESPACE/NAME (lowercase letters, digits, '-' and '.'), e.g. media/cinegraph"
+            )),
+        }
+    }
+
+    /// The commands alerts and the page name: `kubectl tmdbsync …` for a TmdbSync.
+    pub fn commands(&self) -> Commands {
+        match &self.resource {
+            Some((namespace, name)) => Commands::Kubectl {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            },
+            None => Commands::Local,
+        }
+    }
+}
+
+/// Which sync the report is about.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct DayStats {
-    pub day: NaiveDate,
-    pub imported: i64,
-    pub updated: i64,
-    pub skipped: i64,
-    pub errors: i64,
-    pub runs: i64,
-    pub failed_runs: i64,
-    pub running_runs: i64,
-}
-
-/// One run as the report lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunSummary {
-    pub id: i64,
+pub struct SyncIdentity {
+    /// The TmdbSync's namespace (`None` without a cluster).
+    pub namespace: Option<String>,
+    /// The TmdbSync's name (`None` without a cluster).
     pub name: Option<String>,
-    pub run_type: String,
-    pub status: String,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub pages_processed: i32,
-    pub movies_imported: i32,
-    pub movies_updated: i32,
-    pub movies_skipped: i32,
-    pub movies_deleted: i32,
-    pub errors: i32,
-    /// Stored movies that carried an oddity (a value nulled, a body repaired).
-    pub data_warnings: i32,
-    pub message: Option<String>,
+    /// Its phase (Pending, Bootstrapping, Maintaining, Suspended, Degraded), when known.
+    pub phase: Option<String>,
+    /// Paused (`spec.suspend`).
+    pub suspended: bool,
 }
 
-/// How a day went.
+/// Where the estimate of completion stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DayStatus {
-    /// Runs finished, none failed.
-    Ok,
-    /// At least one run failed.
-    Failed,
-    /// A run is still going.
-    Running,
-    /// No run that day.
-    Idle,
+pub enum EtaState {
+    /// Every movie TMDb serves is stored.
+    Complete,
+    /// Not a full day of data yet: no finished day with runs.
+    Calculating,
+    /// From the average of the last 7 finished days with runs.
+    Estimated,
+    /// Finished days had runs but imported nothing (or none ran in the last 7 days).
+    Unknown,
 }
 
-/// One row of the last-7-days table.
+/// The estimate of completion, with the words every face shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DayRow {
-    pub day: NaiveDate,
-    pub imported: i64,
-    pub skipped: i64,
-    pub errors: i64,
-    pub status: DayStatus,
+pub struct Eta {
+    pub state: EtaState,
+    /// "March 15, 2026 (~162 days)", "calculating…", "complete", "unknown (…)".
+    pub text: String,
 }
 
-/// The Sync Health report (the seed's panel).
+/// The Sync Health report (the seed's panel). Serialised as is for `tmdbsync status -o json` and
+/// the page's `health.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncHealth {
+    /// Which sync.
+    pub sync: SyncIdentity,
+    /// When the report was made, on its clock.
+    pub generated_at: DateTime<Utc>,
+    /// Which clock the days come from.
+    pub clock: ClockSource,
+    /// Today on that clock.
+    pub today: NaiveDate,
     /// Ids in the latest export that the sync imports.
     pub tmdb_total: i64,
     /// Those ids stored and not deleted.
@@ -109,27 +198,47 @@ pub struct SyncHealth {
     pub percent_complete: f64,
     pub total_pages: i32,
     pub last_page_processed: i32,
-    /// Movies imported per day, averaged over the last 7 days that had runs.
+    /// Movies imported per day: the average of the last 7 finished days that had runs (today
+    /// is not finished and is not counted).
     pub daily_rate: f64,
     /// Movies imported today.
     pub today_rate: i64,
+    /// Days to completion at the daily rate (`None` while calculating or unknown).
     pub estimated_days_remaining: Option<f64>,
     pub estimated_completion: Option<NaiveDate>,
+    /// The estimate, with its state and words.
+    pub eta: Eta,
     pub export_date: Option<NaiveDate>,
     pub delta_watermark: Option<NaiveDate>,
+    /// The last 7 days, oldest first (the last 7 of `history`).
     pub last_7_days: Vec<DayRow>,
+    /// The last 30 days, oldest first, paused and idle days marked.
+    pub history: Vec<DayRow>,
     pub errors_24h: BTreeMap<String, i64>,
+    /// The newest runs, newest first.
     pub runs: Vec<RunSummary>,
-    /// Completion of OMDb, collaborations and PQS.
-    pub side_jobs: super::enrich::SideJobs,
+    /// Completion of OMDb, collaborations and PQS (disabled ones say so).
+    pub side_jobs: SideJobs,
+    /// What needs attention, most severe first, each with the next thing to do.
+    pub alerts: Vec<Alert>,
     /// What the latest Discover catalog walk could not reach (`bulk.source: Discover` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discover: Option<super::discover::DiscoverCoverage>,
 }
 
 impl SyncHealth {
-    /// Computes the report for `today` (the date the caller considers current).
+    /// The report for a database seen without a cluster, with `today` as the current day.
     pub fn compute(inputs: &HealthInputs, today: NaiveDate) -> SyncHealth {
+        Self::assemble(inputs, &SyncFacts::default(), today)
+    }
+
+    /// The report on the inputs' own clock, with what the cluster knows. This is the function
+    /// every face calls.
+    pub fn build(inputs: &HealthInputs, facts: &SyncFacts) -> SyncHealth {
+        Self::assemble(inputs, facts, inputs.today())
+    }
+
+    fn assemble(inputs: &HealthInputs, facts: &SyncFacts, today: NaiveDate) -> SyncHealth {
         let not_served = inputs.not_served.clamp(0, inputs.tmdb_total.max(0));
         let served = inputs.tmdb_total - not_served;
         let remaining = (served - inputs.imported).max(0);
@@ -142,56 +251,99 @@ impl SyncHealth {
         } else {
             0.0
         };
-        let by_day: BTreeMap<NaiveDate, &DayStats> =
-            inputs.days.iter().map(|d| (d.day, d)).collect();
-        let week: Vec<NaiveDate> = (0..7).rev().map(|i| today - Days::new(i)).collect();
-        let last_7_days: Vec<DayRow> = week
+        let history = super::history::day_rows(&inputs.days, &inputs.pauses, today, HISTORY_DAYS);
+        let last_7_days = history[history.len() - 7..].to_vec();
+        // A full day of data: finished days (before today) of the last 7 that had runs.
+        let finished: Vec<&DayRow> = history
             .iter()
-            .map(|day| match by_day.get(day) {
-                Some(s) => DayRow {
-                    day: *day,
-                    imported: s.imported,
-                    skipped: s.skipped,
-                    errors: s.errors,
-                    status: if s.running_runs > 0 {
-                        DayStatus::Running
-                    } else if s.failed_runs > 0 {
-                        DayStatus::Failed
-                    } else if s.runs > 0 {
-                        DayStatus::Ok
-                    } else {
-                        DayStatus::Idle
-                    },
-                },
-                None => DayRow {
-                    day: *day,
-                    imported: 0,
-                    skipped: 0,
-                    errors: 0,
-                    status: DayStatus::Idle,
-                },
-            })
+            .filter(|d| d.day < today && d.day >= today - Days::new(7) && d.runs > 0)
             .collect();
-        let active: Vec<&DayRow> = last_7_days
-            .iter()
-            .filter(|d| d.status != DayStatus::Idle)
-            .collect();
-        let daily_rate = if active.is_empty() {
+        let daily_rate = if finished.is_empty() {
             0.0
         } else {
-            active.iter().map(|d| d.imported).sum::<i64>() as f64 / active.len() as f64
+            finished.iter().map(|d| d.imported).sum::<i64>() as f64 / finished.len() as f64
         };
-        let today_rate = by_day.get(&today).map_or(0, |d| d.imported);
-        let estimated_days_remaining = if remaining == 0 {
-            Some(0.0)
-        } else if daily_rate > 0.0 {
-            Some(((remaining as f64 / daily_rate) * 10.0).ceil() / 10.0)
+        let today_rate = history.last().map_or(0, |d| d.imported);
+        let complete = inputs.tmdb_total > 0 && remaining == 0;
+        let state = if complete {
+            EtaState::Complete
+        } else if !finished.is_empty() && daily_rate > 0.0 {
+            EtaState::Estimated
+        } else if finished.is_empty()
+            && inputs
+                .first_run_at
+                .is_none_or(|t| t.date_naive() >= today - Days::new(7))
+        {
+            EtaState::Calculating
         } else {
-            None
+            EtaState::Unknown
+        };
+        let estimated_days_remaining = match state {
+            EtaState::Complete => Some(0.0),
+            EtaState::Estimated => Some(((remaining as f64 / daily_rate) * 10.0).ceil() / 10.0),
+            _ => None,
         };
         let estimated_completion =
             estimated_days_remaining.map(|d| today + Days::new(d.ceil() as u64));
+        let eta = Eta {
+            state,
+            text: match (state, estimated_completion, estimated_days_remaining) {
+                (EtaState::Complete, _, _) => "complete".into(),
+                (EtaState::Estimated, Some(date), Some(days)) => {
+                    format!("{} (~{days} days)", date.format("%B %-d, %Y"))
+                }
+                (EtaState::Calculating, ..) => "calculating… (needs a full day of runs)".into(),
+                _ if finished.is_empty() => "unknown (no run in the last 7 days)".into(),
+                _ => "unknown (nothing imported in the last 7 days)".into(),
+            },
+        };
+        let mut side_jobs = SideJobs {
+            stages: super::enrich::side_job_progress(&inputs.side_job_counts),
+            missing_imdb_id: inputs.missing_imdb_id,
+            next_run: facts.next_enrich_run.clone(),
+        };
+        for job in &mut side_jobs.stages {
+            job.enabled = !facts.disabled_side_jobs.contains(&job.stage);
+        }
+        let bulk_complete = (inputs.total_pages > 0
+            && inputs.last_page_processed >= inputs.total_pages)
+            || (inputs.tmdb_total > 0 && remaining == 0);
+        let hours = |t: DateTime<Utc>| (inputs.now - t).num_seconds() as f64 / 3600.0;
+        let commands = facts.commands();
+        let omdb_enabled = side_jobs
+            .stages
+            .iter()
+            .any(|j| j.stage == EnrichStage::Omdb && j.enabled);
+        let alerts = alerts::alerts(&AlertInputs {
+            commands: &commands,
+            thresholds: facts.thresholds,
+            problems: &facts.problems,
+            suspended: facts.suspended,
+            tmdb_total: inputs.tmdb_total,
+            not_served,
+            bulk_complete,
+            today_rate,
+            daily_rate,
+            hours_since_success: inputs.last_success_at.map(hours),
+            hours_since_first_run: inputs.first_run_at.map(hours),
+            latest_finished: &inputs.latest_finished,
+            errors_24h: &inputs.errors_24h,
+            missing_imdb_id: if omdb_enabled {
+                inputs.missing_imdb_id
+            } else {
+                0
+            },
+        });
         SyncHealth {
+            sync: SyncIdentity {
+                namespace: facts.resource.as_ref().map(|r| r.0.clone()),
+                name: facts.resource.as_ref().map(|r| r.1.clone()),
+                phase: facts.phase.clone(),
+                suspended: facts.suspended,
+            },
+            generated_at: inputs.now,
+            clock: inputs.clock,
+            today,
             tmdb_total: inputs.tmdb_total,
             imported: inputs.imported,
             not_served,
@@ -203,16 +355,15 @@ impl SyncHealth {
             today_rate,
             estimated_days_remaining,
             estimated_completion,
+            eta,
             export_date: inputs.export_date,
             delta_watermark: inputs.delta_watermark,
             last_7_days,
+            history,
             errors_24h: inputs.errors_24h.clone(),
             runs: inputs.recent_runs.clone(),
-            side_jobs: super::enrich::SideJobs {
-                stages: super::enrich::side_job_progress(&inputs.side_job_counts),
-                missing_imdb_id: inputs.missing_imdb_id,
-                next_run: None,
-            },
+            side_jobs,
+            alerts,
             discover: inputs.discover.clone(),
         }
     }
@@ -222,6 +373,74 @@ impl SyncHealth {
     pub fn bulk_complete(&self) -> bool {
         (self.total_pages > 0 && self.last_page_processed >= self.total_pages)
             || (self.tmdb_total > 0 && self.remaining == 0)
+    }
+}
+
+/// A report download: per-day rows and per-run rows over the last `days` days (TMDb's days).
+/// Served as `report.json` (this struct) and `report.csv` (`crate::web::report`); the columns
+/// are documented in docs/report.md.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub sync: SyncIdentity,
+    pub generated_at: DateTime<Utc>,
+    pub clock: ClockSource,
+    /// The first and last day covered.
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Days covered.
+    pub days: u32,
+    /// Sums of `day_rows`.
+    pub totals: super::history::Totals,
+    /// One row per day, oldest first.
+    pub day_rows: Vec<DayRow>,
+    /// One row per run started in those days, oldest first.
+    pub run_rows: Vec<RunSummary>,
+}
+
+/// What the store gathers for a report.
+#[derive(Debug, Clone, Default)]
+pub struct ReportInputs {
+    pub now: DateTime<Utc>,
+    pub clock: ClockSource,
+    pub days: Vec<DayStats>,
+    pub pauses: Vec<Pause>,
+    /// Runs started in the covered days, any order.
+    pub runs: Vec<RunSummary>,
+}
+
+/// Most days a report covers.
+pub const MAX_REPORT_DAYS: u32 = 366;
+
+impl SyncReport {
+    /// The report over `days` days (clamped to 1..=[`MAX_REPORT_DAYS`]) ending today.
+    pub fn build(inputs: &ReportInputs, facts: &SyncFacts, days: u32) -> SyncReport {
+        let days = days.clamp(1, MAX_REPORT_DAYS);
+        let to = inputs.now.date_naive();
+        let from = to - Days::new(u64::from(days) - 1);
+        let day_rows = super::history::day_rows(&inputs.days, &inputs.pauses, to, days);
+        let mut run_rows: Vec<RunSummary> = inputs
+            .runs
+            .iter()
+            .filter(|r| r.day >= from && r.day <= to)
+            .cloned()
+            .collect();
+        run_rows.sort_by_key(|r| (r.started_at, r.id));
+        SyncReport {
+            sync: SyncIdentity {
+                namespace: facts.resource.as_ref().map(|r| r.0.clone()),
+                name: facts.resource.as_ref().map(|r| r.1.clone()),
+                phase: facts.phase.clone(),
+                suspended: facts.suspended,
+            },
+            generated_at: inputs.now,
+            clock: inputs.clock,
+            from,
+            to,
+            days,
+            totals: super::history::Totals::of(&day_rows),
+            day_rows,
+            run_rows,
+        }
     }
 }
 
@@ -281,15 +500,20 @@ mod tests {
         assert_eq!(h.last_7_days[0].status, DayStatus::Idle);
         assert_eq!(h.last_7_days[5].status, DayStatus::Failed);
         assert_eq!(h.last_7_days[6].status, DayStatus::Ok);
-        assert!((h.daily_rate - 13.3).abs() < 1e-9);
-        assert_eq!(h.estimated_days_remaining, Some(4.5));
+        // Today is not finished: the rate is over the 5th and the 6th.
+        assert_eq!(h.daily_rate, 10.0);
+        assert_eq!(h.today_rate, 20);
+        assert_eq!(h.estimated_days_remaining, Some(6.0));
+        assert_eq!(h.history.len(), 30);
+        assert_eq!(h.history[23..], h.last_7_days[..]);
     }
 
     #[test]
     fn no_rate_means_no_eta_and_empty_catalog_is_zero_percent() {
         let h = SyncHealth::compute(&HealthInputs::default(), d("2026-03-07"));
         assert_eq!(h.percent_complete, 0.0);
-        assert_eq!(h.estimated_days_remaining, Some(0.0));
+        assert_eq!(h.eta.state, EtaState::Calculating);
+        assert_eq!(h.estimated_days_remaining, None);
         let inputs = HealthInputs {
             tmdb_total: 10,
             ..Default::default()
@@ -320,7 +544,7 @@ mod tests {
                 not_served,
                 total_pages: 250,
                 last_page_processed: 10,
-                days: vec![day("2026-03-07", 10, 1, 0)],
+                days: vec![day("2026-03-06", 10, 1, 0), day("2026-03-07", 10, 1, 0)],
                 ..Default::default()
             };
             let h = SyncHealth::compute(&inputs, d("2026-03-07"));
@@ -331,6 +555,179 @@ mod tests {
             assert_eq!(h.bulk_complete(), complete, "{case:?}");
             assert_eq!(h.not_served, not_served.min(total), "{case:?}");
         }
+    }
+
+    #[test]
+    fn the_eta_waits_for_a_full_day_of_runs() {
+        let today = d("2026-03-07");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        // (days with runs, first run) → (state, days remaining, words)
+        let cases = [
+            // Only today so far: calculating, however much today imported.
+            (
+                vec![day("2026-03-07", 500, 1, 0)],
+                Some(at("2026-03-07T08:00:00Z")),
+                (
+                    EtaState::Calculating,
+                    None,
+                    "calculating… (needs a full day of runs)",
+                ),
+            ),
+            // Yesterday finished with runs: estimated from it alone (today not counted).
+            (
+                vec![day("2026-03-06", 100, 1, 0), day("2026-03-07", 500, 1, 0)],
+                Some(at("2026-03-06T23:00:00Z")),
+                (EtaState::Estimated, Some(9.0), "March 16, 2026 (~9 days)"),
+            ),
+            // Runs long ago, none in the last 7 finished days.
+            (
+                vec![day("2026-02-20", 100, 1, 0)],
+                Some(at("2026-02-20T02:00:00Z")),
+                (
+                    EtaState::Unknown,
+                    None,
+                    "unknown (no run in the last 7 days)",
+                ),
+            ),
+            // Runs that imported nothing (delta only).
+            (
+                vec![day("2026-03-05", 0, 1, 0)],
+                Some(at("2026-03-05T02:00:00Z")),
+                (
+                    EtaState::Unknown,
+                    None,
+                    "unknown (nothing imported in the last 7 days)",
+                ),
+            ),
+        ];
+        for (days, first_run_at, (state, eta_days, text)) in cases {
+            let inputs = HealthInputs {
+                tmdb_total: 1_000,
+                imported: 100,
+                days,
+                first_run_at,
+                ..Default::default()
+            };
+            let h = SyncHealth::compute(&inputs, today);
+            assert_eq!(h.eta.state, state, "{text}");
+            assert_eq!(h.estimated_days_remaining, eta_days, "{text}");
+            assert_eq!(h.eta.text, text);
+        }
+        let done = HealthInputs {
+            tmdb_total: 10,
+            imported: 10,
+            ..Default::default()
+        };
+        let h = SyncHealth::compute(&done, today);
+        assert_eq!(
+            (h.eta.state, h.eta.text.as_str()),
+            (EtaState::Complete, "complete")
+        );
+        assert_eq!(h.estimated_days_remaining, Some(0.0));
+    }
+
+    #[test]
+    fn a_cluster_names_the_sync_disables_side_jobs_and_uses_kubectl() {
+        use super::super::enrich::SideJobCounts;
+        let inputs = HealthInputs {
+            now: DateTime::parse_from_rfc3339("2026-03-07T12:00:00Z")
+                .unwrap()
+                .to_utc(),
+            clock: ClockSource::Tmdb,
+            tmdb_total: 100,
+            imported: 10,
+            missing_imdb_id: 3,
+            side_job_counts: EnrichStage::ALL
+                .iter()
+                .map(|s| SideJobCounts {
+                    stage: Some(*s),
+                    done: 0,
+                    total: 10,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let facts = SyncFacts {
+            resource: Some(("media".into(), "cinegraph".into())),
+            phase: Some("Suspended".into()),
+            suspended: true,
+            disabled_side_jobs: vec![EnrichStage::Omdb],
+            ..Default::default()
+        };
+        let h = SyncHealth::build(&inputs, &facts);
+        assert_eq!(h.today, d("2026-03-07"));
+        assert_eq!(h.sync.name.as_deref(), Some("cinegraph"));
+        let enabled: Vec<bool> = h.side_jobs.stages.iter().map(|j| j.enabled).collect();
+        assert_eq!(enabled, [false, true, true]);
+        let ids: Vec<&str> = h.alerts.iter().map(|a| a.id.as_str()).collect();
+        // OMDb is off: movies without an imdb id are no alert.
+        assert_eq!(ids, ["paused"]);
+        assert_eq!(
+            h.alerts[0].command.as_deref(),
+            Some("kubectl tmdbsync resume cinegraph -n media")
+        );
+        let json = serde_json::to_value(&h).unwrap();
+        for key in [
+            "sync",
+            "eta",
+            "history",
+            "last_7_days",
+            "side_jobs",
+            "alerts",
+            "runs",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_report_covers_every_day_and_only_its_runs() {
+        let now = DateTime::parse_from_rfc3339("2026-03-07T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let run = |id: i64, day: &str| RunSummary {
+            id,
+            name: None,
+            run_type: "bulk".into(),
+            trigger: "manual".into(),
+            status: "completed".into(),
+            day: d(day),
+            started_at: now - chrono::TimeDelta::days(100 - id),
+            completed_at: None,
+            duration_seconds: 1.0,
+            pages_processed: 1,
+            movies_imported: 20,
+            movies_updated: 0,
+            movies_skipped: 0,
+            movies_deleted: 0,
+            errors: 0,
+            data_warnings: 0,
+            message: None,
+        };
+        let inputs = ReportInputs {
+            now,
+            clock: ClockSource::Tmdb,
+            days: vec![day("2026-03-01", 20, 1, 0), day("2026-03-07", 20, 1, 0)],
+            pauses: vec![],
+            runs: vec![
+                run(2, "2026-03-07"),
+                run(1, "2026-03-01"),
+                run(0, "2026-02-28"),
+            ],
+        };
+        let r = SyncReport::build(&inputs, &SyncFacts::default(), 7);
+        assert_eq!(
+            (r.from, r.to, r.day_rows.len()),
+            (d("2026-03-01"), d("2026-03-07"), 7)
+        );
+        let ids: Vec<i64> = r.run_rows.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!((r.totals.imported, r.totals.runs), (40, 2));
+        assert_eq!(SyncReport::build(&inputs, &SyncFacts::default(), 0).days, 1);
+        assert_eq!(
+            SyncReport::build(&inputs, &SyncFacts::default(), 9999).days,
+            MAX_REPORT_DAYS
+        );
     }
 
     #[test]

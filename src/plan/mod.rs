@@ -1,8 +1,10 @@
 //! Pure decisions, no I/O: delta windows, bulk page ranges, progress and ETA. Table-tested.
 
+pub mod alerts;
 pub mod discover;
 pub mod enrich;
 pub mod health;
+pub mod history;
 pub mod pages;
 pub mod run;
 pub mod schedule;

@@ -249,6 +249,11 @@ impl Engine {
             requests: &counts,
             auth_error: auth.as_ref(),
             finish: label.name.is_none().then_some(status),
+            tmdb_now: self
+                .tmdb
+                .clock()
+                .has_server_time()
+                .then(|| self.tmdb.clock().now()),
         };
         let store = match &error {
             Some(StageError::Store(e)) if e.is_transient() => self

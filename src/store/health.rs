@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
+use super::history::{self, RunSelection};
 use super::{Context, Result, Store, pages};
-use crate::plan::health::{DayStats, HealthInputs, RunSummary};
+use crate::plan::health::{HISTORY_DAYS, HealthInputs, ReportInputs};
 
-/// Gathers everything `SyncHealth::compute` needs.
+/// Gathers everything `SyncHealth::build` needs, on TMDb's clock (`history::clock`), with the
+/// `recent_runs` newest runs (none when 0).
 pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInputs> {
     let pool = store.pool();
     let catalog = sqlx::query(
@@ -30,35 +32,12 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
     .await
     .context("counting catalog coverage")?;
 
-    let days = sqlx::query(
-        "SELECT (started_at AT TIME ZONE 'UTC')::date AS day,
-             COALESCE(sum(movies_imported), 0)::bigint AS imported,
-             COALESCE(sum(movies_updated), 0)::bigint AS updated,
-             COALESCE(sum(movies_skipped), 0)::bigint AS skipped,
-             COALESCE(sum(errors_count), 0)::bigint AS errors,
-             count(*) AS runs,
-             count(*) FILTER (WHERE status = 'failed'
-                 OR run_is_dead(status, heartbeat_at, alive_until)) AS failed_runs,
-             count(*) FILTER (WHERE status = 'running'
-                 AND NOT run_is_dead(status, heartbeat_at, alive_until)) AS running_runs
-         FROM sync_runs WHERE started_at > now() - interval '31 days'
-         GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .context("summing runs per day")?
-    .into_iter()
-    .map(|r| DayStats {
-        day: r.get("day"),
-        imported: r.get("imported"),
-        updated: r.get("updated"),
-        skipped: r.get("skipped"),
-        errors: r.get("errors"),
-        runs: r.get("runs"),
-        failed_runs: r.get("failed_runs"),
-        running_runs: r.get("running_runs"),
-    })
-    .collect();
+    let (now, clock) = history::clock(store).await?;
+    let today = now.date_naive();
+    let from = today - chrono::Days::new(u64::from(HISTORY_DAYS) - 1);
+    let days = history::day_stats(store, from, today).await?;
+    let pauses = history::pauses(store, from).await?;
+    let (first_run_at, last_success_at) = history::first_run_and_last_success(store).await?;
 
     let errors_24h: BTreeMap<String, i64> = sqlx::query(
         "SELECT category, count(*) AS n FROM sync_errors
@@ -71,30 +50,22 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
     .map(|r| (r.get("category"), r.get("n")))
     .collect();
 
-    let recent = super::runs::recent_runs(store, recent_runs)
-        .await?
-        .into_iter()
-        .map(|r| RunSummary {
-            id: r.id,
-            name: r.name,
-            run_type: r.run_type,
-            status: r.status,
-            started_at: r.started_at,
-            completed_at: r.completed_at,
-            pages_processed: r.pages_processed,
-            movies_imported: r.movies_imported,
-            movies_updated: r.movies_updated,
-            movies_skipped: r.movies_skipped,
-            movies_deleted: r.movies_deleted,
-            errors: r.errors_count,
-            data_warnings: r.data_warnings,
-            message: r.message,
-        })
-        .collect();
+    let recent = if recent_runs > 0 {
+        history::runs(store, RunSelection::Newest(recent_runs)).await?
+    } else {
+        Vec::new()
+    };
+    let latest_finished = history::runs(store, RunSelection::LatestFinished).await?;
 
     let (side_job_counts, missing_imdb_id) = super::pipeline::side_job_counts(store).await?;
 
     Ok(HealthInputs {
+        now,
+        clock,
+        pauses,
+        first_run_at,
+        last_success_at,
+        latest_finished,
         tmdb_total: catalog.get("total"),
         imported: catalog.get("imported"),
         not_served: catalog.get("not_served"),
@@ -108,6 +79,21 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
         side_job_counts,
         missing_imdb_id,
         discover: super::catalog::latest_discover_coverage(store).await?,
+    })
+}
+
+/// Gathers a report over the `days` TMDb days ending today (`SyncReport::build`).
+pub async fn report_inputs(store: &Store, days: u32) -> Result<ReportInputs> {
+    let days = days.clamp(1, crate::plan::health::MAX_REPORT_DAYS);
+    let (now, clock) = history::clock(store).await?;
+    let to = now.date_naive();
+    let from = to - chrono::Days::new(u64::from(days) - 1);
+    Ok(ReportInputs {
+        now,
+        clock,
+        days: history::day_stats(store, from, to).await?,
+        pauses: history::pauses(store, from).await?,
+        runs: history::runs(store, RunSelection::Days(from, to)).await?,
     })
 }
 

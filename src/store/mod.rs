@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod collaborations;
 pub mod gone;
 pub mod health;
+pub mod history;
 pub mod movies;
 pub mod omdb;
 pub mod pages;

@@ -382,7 +382,7 @@ pub async fn finish_run(
 
 /// The columns of [`RunRow`] over `sync_runs r`. A run whose processes stopped (its lease ran
 /// out) reads as failed, with the reason, before any writer records it: readers never write.
-fn run_columns() -> String {
+pub(crate) fn run_columns() -> String {
     format!(
         "r.id, r.name, r.run_type, r.trigger,
          CASE WHEN run_is_dead(r.status, r.heartbeat_at, r.alive_until) THEN 'failed'
@@ -534,6 +534,9 @@ pub struct RunClosing<'a> {
     pub auth_error: Option<&'a ErrorRecord>,
     /// The outcome, for an anonymous run (a named run is finished by the operator).
     pub finish: Option<RunStatus>,
+    /// TMDb's time now (from its `Date` header), when an answer carried one: the run is put on
+    /// TMDb's day in the Sync Health (`tmdb_clock_offset_secs`).
+    pub tmdb_now: Option<DateTime<Utc>>,
 }
 
 /// Closes a process's share of a run in one transaction: its request counts, a credentials error,
@@ -615,12 +618,15 @@ pub async fn close_run(
     let message = render(&totals);
     sqlx::query(
         "UPDATE sync_runs SET message = $2, status = COALESCE($3, status),
-             completed_at = CASE WHEN $3 IS NULL THEN completed_at ELSE now() END
+             completed_at = CASE WHEN $3 IS NULL THEN completed_at ELSE now() END,
+             tmdb_clock_offset_secs = COALESCE(extract(epoch FROM $4::timestamptz - now())::float8,
+                 tmdb_clock_offset_secs)
          WHERE id = $1",
     )
     .bind(run)
     .bind(crate::redact::redact_patterns(&message))
     .bind(closing.finish.map(RunStatus::as_str))
+    .bind(closing.tmdb_now)
     .execute(&mut *tx)
     .await
     .context("recording a run message")?;

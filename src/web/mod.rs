@@ -1,6 +1,11 @@
 //! The controller's HTTP endpoints: `/metrics` (Prometheus text format), `/healthz` (the process
 //! serves) and `/readyz` (200 or 503 with the reason: reconciling with synced watches, or a standby
 //! that could take over the leader Lease; see [`crate::telemetry::readiness`]).
+//! The Sync Health pages and downloads live in [`dashboard`].
+
+pub mod dashboard;
+pub mod download;
+pub mod page;
 
 use std::sync::Arc;
 

@@ -1,0 +1,351 @@
+//! The Sync Health page over HTTP, read-only (only GET routes; no button changes anything).
+//!
+//! * `tmdbsync dashboard --database-url URL --addr ADDR` (no cluster): `/` is the panel of that
+//!   database; `/health.json`, `/report.csv?days=N`, `/report.json?days=N` beside it.
+//! * The controller, on its HTTP port: `/` lists every TmdbSync it watches with its phase;
+//!   `/syncs/{namespace}/{name}` is a sync's panel, with `…/health.json`, `…/report.csv` and
+//!   `…/report.json`. The controller supplies the syncs through [`SyncDirectory`] (the web layer
+//!   knows no cluster).
+//!
+//! `health.json` is the same document as `tmdbsync status -o json`: both come from
+//! [`health_of`]. Pages take `?refresh=SECONDS` (0 turns refreshing off).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+
+use super::page::{self, PageOptions, SyncListing};
+use crate::plan::health::{SyncFacts, SyncHealth, SyncReport};
+use crate::store::{Store, StoreError};
+
+/// Runs listed in the panel's "Recent runs".
+pub const RECENT_RUNS: i64 = 10;
+
+/// Seconds between refreshes of a served page.
+pub const REFRESH_SECS: u32 = 30;
+
+/// Days a report covers when `?days` is not given.
+pub const DEFAULT_REPORT_DAYS: u32 = 30;
+
+/// The Sync Health of the database behind `store`, with what the cluster knows (`facts`): the
+/// one function the terminal panel, the web page and their JSON are made from.
+pub async fn health_of(store: &Store, facts: &SyncFacts) -> Result<SyncHealth, StoreError> {
+    let inputs = crate::store::health::health_inputs(store, RECENT_RUNS).await?;
+    Ok(SyncHealth::build(&inputs, facts))
+}
+
+/// The report over the last `days` days (clamped to 1..=366).
+pub async fn report_of(
+    store: &Store,
+    facts: &SyncFacts,
+    days: u32,
+) -> Result<SyncReport, StoreError> {
+    let inputs = crate::store::health::report_inputs(store, days).await?;
+    Ok(SyncReport::build(&inputs, facts, days))
+}
+
+/// The page as one self-contained file (`tmdbsync status --format html`): no refresh, no links
+/// to downloads.
+pub fn health_file(health: &SyncHealth) -> String {
+    page::render_health(health, &PageOptions::default())
+}
+
+/// Where the controller's pages find the syncs it watches.
+pub trait SyncDirectory: Send + Sync + 'static {
+    /// Every TmdbSync watched, with its phase.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<SyncListing>, String>>;
+    /// A sync's database and what its resource says; `Ok(None)` when there is no such sync.
+    /// The error is a sentence for people (a secret missing, the database unreachable), never a
+    /// secret.
+    fn open<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Store, SyncFacts)>, String>>;
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    refresh: Option<u32>,
+}
+
+impl PageQuery {
+    fn refresh(&self) -> Option<u32> {
+        match self.refresh {
+            Some(0) => None,
+            Some(s) => Some(s.max(5)),
+            None => Some(REFRESH_SECS),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    days: Option<u32>,
+}
+
+impl ReportQuery {
+    fn days(&self) -> u32 {
+        self.days
+            .unwrap_or(DEFAULT_REPORT_DAYS)
+            .clamp(1, crate::plan::health::MAX_REPORT_DAYS)
+    }
+}
+
+fn unavailable(title: &str, message: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html(page::problem(title, message)),
+    )
+        .into_response()
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+fn pretty_json<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_string_pretty(value) {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body + "\n",
+        )
+            .into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn csv_response(report: &SyncReport) -> Response {
+    match super::download::report_csv(report) {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"tmdbsync-report-{}-{}.csv\"",
+                        report.from, report.to
+                    ),
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// What a panel route needs: the database and the facts.
+#[derive(Clone)]
+struct Database {
+    store: Store,
+    facts: Arc<SyncFacts>,
+}
+
+/// The routes of `tmdbsync dashboard`: one database, its panel at `/`.
+pub fn database_routes(store: Store, facts: SyncFacts) -> Router {
+    let state = Database {
+        store,
+        facts: Arc::new(facts),
+    };
+    Router::new()
+        .route(
+            "/",
+            get(
+                |State(db): State<Database>, Query(q): Query<PageQuery>| async move {
+                    match health_of(&db.store, &db.facts).await {
+                        Ok(h) => Html(page::render_health(
+                            &h,
+                            &PageOptions {
+                                base: Some(String::new()),
+                                refresh_secs: q.refresh(),
+                                back_to_list: false,
+                            },
+                        ))
+                        .into_response(),
+                        Err(e) => unavailable("Sync Health", &e.to_string()),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/health.json",
+            get(|State(db): State<Database>| async move {
+                match health_of(&db.store, &db.facts).await {
+                    Ok(h) => pretty_json(&h),
+                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                }
+            }),
+        )
+        .route(
+            "/report.json",
+            get(
+                |State(db): State<Database>, Query(q): Query<ReportQuery>| async move {
+                    match report_of(&db.store, &db.facts, q.days()).await {
+                        Ok(r) => pretty_json(&r),
+                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/report.csv",
+            get(
+                |State(db): State<Database>, Query(q): Query<ReportQuery>| async move {
+                    match report_of(&db.store, &db.facts, q.days()).await {
+                        Ok(r) => csv_response(&r),
+                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                    }
+                },
+            ),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// Serves `tmdbsync dashboard` until the process ends.
+pub async fn serve_database(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    facts: SyncFacts,
+) -> std::io::Result<()> {
+    axum::serve(listener, database_routes(store, facts)).await
+}
+
+type Directory = Arc<dyn SyncDirectory>;
+
+/// Opens a sync or answers why not (404, 503).
+async fn open(dir: &Directory, ns: &str, name: &str) -> Result<(Store, SyncFacts), Response> {
+    match dir.open(ns, name).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err((
+            StatusCode::NOT_FOUND,
+            Html(page::problem(
+                "Not found",
+                &format!("no TmdbSync {name} in namespace {ns} is watched by this controller"),
+            )),
+        )
+            .into_response()),
+        Err(e) => Err(unavailable(&format!("{ns}/{name}"), &e)),
+    }
+}
+
+/// The controller's Sync Health routes: `/` (every TmdbSync) and `/syncs/{namespace}/{name}`
+/// with its downloads.
+pub fn controller_routes(dir: Arc<dyn SyncDirectory>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(
+                |State(dir): State<Directory>, Query(q): Query<PageQuery>| async move {
+                    match dir.list().await {
+                        Ok(list) => Html(page::render_index(
+                            &list,
+                            q.refresh().unwrap_or(REFRESH_SECS),
+                        ))
+                        .into_response(),
+                        Err(e) => unavailable("TmdbSyncs", &e),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/syncs/{namespace}/{name}",
+            get(
+                |State(dir): State<Directory>,
+                 Path((ns, name)): Path<(String, String)>,
+                 Query(q): Query<PageQuery>| async move {
+                    let (store, facts) = match open(&dir, &ns, &name).await {
+                        Ok(found) => found,
+                        Err(r) => return r,
+                    };
+                    match health_of(&store, &facts).await {
+                        Ok(h) => Html(page::render_health(
+                            &h,
+                            &PageOptions {
+                                base: Some(format!("/syncs/{ns}/{name}")),
+                                refresh_secs: q.refresh(),
+                                back_to_list: true,
+                            },
+                        ))
+                        .into_response(),
+                        Err(e) => unavailable(&format!("{ns}/{name}"), &e.to_string()),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/syncs/{namespace}/{name}/health.json",
+            get(
+                |State(dir): State<Directory>, Path((ns, name)): Path<(String, String)>| async move {
+                    let (store, facts) = match open(&dir, &ns, &name).await {
+                        Ok(found) => found,
+                        Err(r) => return r,
+                    };
+                    match health_of(&store, &facts).await {
+                        Ok(h) => pretty_json(&h),
+                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/syncs/{namespace}/{name}/report.json",
+            get(
+                |State(dir): State<Directory>,
+                 Path((ns, name)): Path<(String, String)>,
+                 Query(q): Query<ReportQuery>| async move {
+                    let (store, facts) = match open(&dir, &ns, &name).await {
+                        Ok(found) => found,
+                        Err(r) => return r,
+                    };
+                    match report_of(&store, &facts, q.days()).await {
+                        Ok(r) => pretty_json(&r),
+                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/syncs/{namespace}/{name}/report.csv",
+            get(
+                |State(dir): State<Directory>,
+                 Path((ns, name)): Path<(String, String)>,
+                 Query(q): Query<ReportQuery>| async move {
+                    let (store, facts) = match open(&dir, &ns, &name).await {
+                        Ok(found) => found,
+                        Err(r) => return r,
+                    };
+                    match report_of(&store, &facts, q.days()).await {
+                        Ok(r) => csv_response(&r),
+                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                    }
+                },
+            ),
+        )
+        .with_state(dir)
+}
+
+/// Serves the controller's endpoints (`/metrics`, `/healthz`, `/readyz`) and its Sync Health
+/// pages on one listener until the process ends.
+pub async fn serve_controller(
+    listener: tokio::net::TcpListener,
+    ready: crate::telemetry::readiness::Readiness,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    dir: Arc<dyn SyncDirectory>,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, "health endpoints and Sync Health pages listening");
+    }
+    axum::serve(
+        listener,
+        super::router(ready, metrics).merge(controller_routes(dir)),
+    )
+    .await
+}
