@@ -80,7 +80,7 @@ async fn start_driver() -> (Killed, String) {
         .spawn()
         .expect("start chromedriver");
     let url = format!("http://127.0.0.1:{port}");
-    let http = tmdbsync::http_client_builder()
+    let http = tmdbsync::http::http_client_builder()
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -289,7 +289,7 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
 
     assert_eq!(text(&c, "#percent").await, "40.0%");
     assert_eq!(text(&c, "#counts").await, "200 of 500 movies");
-    let health: Value = tmdbsync::http_client_builder()
+    let health: Value = tmdbsync::http::http_client_builder()
         .build()
         .unwrap()
         .get(format!("{base}/health.json"))
@@ -444,7 +444,7 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
         .unwrap()
         .unwrap();
     c.close().await.unwrap();
-    let csv_text = tmdbsync::http_client_builder()
+    let csv_text = tmdbsync::http::http_client_builder()
         .build()
         .unwrap()
         .get(&href)

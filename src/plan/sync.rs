@@ -957,6 +957,7 @@ mod tests {
             done,
             total: 300,
             percent,
+            enabled: true,
         };
         let stages = [
             stage(EnrichStage::Omdb, 0, 0.0),

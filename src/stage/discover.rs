@@ -12,13 +12,13 @@ use chrono::{Days, NaiveDate};
 use tokio::sync::mpsc;
 
 use super::{Engine, StageError};
+use crate::model::catalog::ExportLine;
 use crate::plan::discover::{
     self, DiscoverCoverage, ExportComparison, MAX_PAGE, ReleaseWindow, WindowPlan,
 };
 use crate::store::catalog::{self, LoadError};
 use crate::store::runs;
 use crate::tmdb::export::{ExportRecord, export_file_name, open_export};
-use crate::model::catalog::ExportLine;
 use crate::tmdb::models::DiscoverPage;
 use crate::tmdb::{TmdbClient, TmdbError};
 
