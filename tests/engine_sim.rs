@@ -6,34 +6,15 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 use support::{
-    ALL_PAGES, EngineSetup, ids, import_all, scalar, sim_config, sim_get, sim_post, stored_title,
+    ALL_PAGES, EngineSetup, ids, import_all, importable_ids, scalar, sim_config, sim_get, sim_post,
+    stored_live_ids, stored_title,
 };
-use tmdbsync::sim::{SimConfig, SimHandle};
+use tmdbsync::sim::SimConfig;
 use tmdbsync::stage::RunLabel;
 use tmdbsync::stage::bulk::{self, BulkOptions};
 use tmdbsync::stage::delta::{self, DeltaOptions};
-use tmdbsync::store::Store;
 
 const SEED: u64 = 7;
-
-async fn live_non_adult(sim: &SimHandle) -> BTreeSet<i64> {
-    let truth = sim_get(sim, "/__sim/catalog").await;
-    truth["live"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["adult"] == json!(false))
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect()
-}
-
-async fn stored_live(store: &Store) -> BTreeSet<i64> {
-    let v: Vec<i64> = sqlx::query_scalar("SELECT id FROM movies WHERE deleted_at IS NULL")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    v.into_iter().collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fetches_nothing() {
@@ -44,10 +25,10 @@ async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fet
     let setup = EngineSetup::imported(catalog, 2000).await;
     let (engine, store, sim) = setup.parts();
 
-    let expected = live_non_adult(sim).await;
+    let expected = importable_ids(sim).await;
     assert_eq!(expected.len(), 5000);
     assert_eq!(
-        stored_live(store).await,
+        stored_live_ids(store).await,
         expected,
         "stored ids differ from the simulator's non-adult catalog"
     );
@@ -214,7 +195,7 @@ async fn delta_after_three_days_refetches_exactly_changed_and_added_ids_and_mark
             .into_iter()
             .collect();
     assert_eq!(marked, deleted);
-    assert_eq!(stored_live(store).await, live_non_adult(sim).await);
+    assert_eq!(stored_live_ids(store).await, importable_ids(sim).await);
     assert_eq!(report.counters.movies_imported as usize, added.len());
     assert_eq!(report.counters.movies_deleted as usize, deleted.len());
 
@@ -245,7 +226,7 @@ async fn transient_faults_lose_nothing_and_only_exhausted_retries_count_as_error
     .await;
     import_all(engine).await;
 
-    assert_eq!(stored_live(store).await, live_non_adult(sim).await);
+    assert_eq!(stored_live_ids(store).await, importable_ids(sim).await);
     assert_eq!(
         scalar(
             store,
@@ -280,7 +261,7 @@ async fn a_server_limit_below_the_budget_is_absorbed_by_backing_off() {
     let (engine, store, sim) = setup.parts();
     sim_post(sim, "/__sim/faults", json!({"rps": 40})).await;
     import_all(engine).await;
-    assert_eq!(stored_live(store).await, live_non_adult(sim).await);
+    assert_eq!(stored_live_ids(store).await, importable_ids(sim).await);
     let stats = sim_get(sim, "/__sim/stats").await;
     assert!(
         stats["rate_limited"].as_i64().unwrap() > 0,

@@ -5,11 +5,13 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{ALL_PAGES, BIN, EngineSetup, TestDb, output, scalar, sim_config, sim_get, stderr};
+use support::{
+    ALL_PAGES, BIN, EngineSetup, TestDb, importable_ids, output, scalar, sim_config, sim_get,
+    stderr, stored_live_ids,
+};
 use tmdbsync::api::{SyncRun, TmdbSync};
 use tmdbsync::controller::job::{JobPlan, build_job};
 use tmdbsync::plan::RunType;
@@ -22,25 +24,6 @@ use tmdbsync::stage::discover::DiscoverOptions;
 use tmdbsync::stage::{RunLabel, bulk};
 use tmdbsync::store::Store;
 use tmdbsync::store::runs::{self, RunStatus};
-
-/// Ids the export lists that the sync imports (live, not adult).
-async fn export_ids(sim: &SimHandle) -> BTreeSet<i64> {
-    sim_get(sim, "/__sim/catalog").await["live"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["adult"] == json!(false))
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect()
-}
-
-async fn stored_ids(store: &Store) -> BTreeSet<i64> {
-    let v: Vec<i64> = sqlx::query_scalar("SELECT id FROM movies WHERE deleted_at IS NULL")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    v.into_iter().collect()
-}
 
 async fn health(store: &Store, sim: &SimHandle) -> SyncHealth {
     let inputs = tmdbsync::store::health::health_inputs(store, 10)
@@ -81,8 +64,8 @@ async fn discover_stores_everything_it_reaches_and_counts_the_export_ids_it_cann
         .expect("bulk run");
     assert!(b.succeeded, "{}", b.message);
 
-    let export = export_ids(sim).await;
-    let stored = stored_ids(store).await;
+    let export = importable_ids(sim).await;
+    let stored = stored_live_ids(store).await;
     assert!(stored.is_subset(&export), "stored ids the export lacks");
     let missing: Vec<i64> = export.difference(&stored).copied().collect();
     assert!(
@@ -230,7 +213,7 @@ async fn a_tmdb_sync_gets_the_discover_source_and_the_daily_stale_refetch_throug
     );
     run_worker(&db, &sync, "cine-bulk-1", "Bulk").await;
     finish_run(&store, "cine-bulk-1", RunType::Bulk).await;
-    assert_eq!(stored_ids(&store).await, export_ids(&sim).await);
+    assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
 
     // Delta runs refetch the stalest movies within the day's budget, shared by the day's runs.
     let before = sim_get(&sim, "/__sim/stats").await["requests"]["details"]
@@ -295,7 +278,7 @@ async fn tmdbsync_run_takes_the_discover_source_and_status_reports_its_coverage(
         stderr(&out)
     );
     let store = db.store().await;
-    assert_eq!(stored_ids(&store).await, export_ids(&sim).await);
+    assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
 
     let json_out = output({
         let mut c = Command::new(BIN);

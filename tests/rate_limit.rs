@@ -7,16 +7,15 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::{TestDb, engine, sim_get, sim_post};
+use support::{TestDb, engine, importable_ids, sim_get, sim_post, stored_live_ids};
 use tmdbsync::sim::{self, SimConfig, SimHandle};
 use tmdbsync::stage::bulk::{self, BulkOptions};
 use tmdbsync::stage::{Engine, RunLabel, catalog};
-use tmdbsync::store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
 
@@ -36,25 +35,6 @@ async fn start_sim(movies: u64) -> SimHandle {
     sim::spawn(config, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("simulator")
-}
-
-async fn live_ids(sim: &SimHandle) -> BTreeSet<i64> {
-    let truth = sim_get(sim, "/__sim/catalog").await;
-    truth["live"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["adult"] == json!(false))
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect()
-}
-
-async fn stored_ids(store: &Store) -> BTreeSet<i64> {
-    let v: Vec<i64> = sqlx::query_scalar("SELECT id FROM movies WHERE deleted_at IS NULL")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    v.into_iter().collect()
 }
 
 async fn load_catalog(engine: &Engine) {
@@ -98,7 +78,7 @@ async fn a_server_allowing_5_per_second_slows_a_budget_of_40_to_it_and_every_mov
     let elapsed = started.elapsed();
     assert!(report.succeeded, "{}", report.message);
     assert_eq!(report.counters.errors, 0, "{}", report.message);
-    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+    assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
 
     let stats = sim_get(&sim, "/__sim/stats?seconds=true").await;
     let total = total_requests(&stats);
@@ -139,7 +119,7 @@ async fn at_the_server_limit_no_wall_clock_second_carries_more_than_the_budget_f
         .await
         .unwrap();
     assert!(report.succeeded, "{}", report.message);
-    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+    assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
 
     let stats = sim_get(&sim, "/__sim/stats?seconds=true").await;
     let seconds = per_second(&stats);
@@ -244,8 +224,8 @@ async fn movies_failing_every_try_end_the_run_completed_with_errors_and_count_ea
         stats["rate_limited"]
     );
     // Every other movie is stored.
-    let stored = stored_ids(&store).await;
-    let live = live_ids(&sim).await;
+    let stored = stored_live_ids(&store).await;
+    let live = importable_ids(&sim).await;
     assert_eq!(stored.len() + failing.len(), live.len());
 }
 
@@ -283,7 +263,7 @@ async fn a_client_never_has_more_requests_in_flight_than_its_connection_cap() {
         .await
         .unwrap();
     assert!(report.succeeded, "{}", report.message);
-    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+    assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
     let stats = sim_get(&sim, "/__sim/stats").await;
     let (in_flight, connections) = load_peaks(&stats);
     eprintln!("cap 3: at most {in_flight} requests in flight, {connections} connections open");
@@ -380,7 +360,7 @@ async fn the_pods_of_a_run_share_tmdbs_connection_cap_as_their_job_configures_th
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "pod {index}: {stderr}");
     }
-    assert_eq!(stored_ids(&store).await, live_ids(&sim).await);
+    assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
 
     let stats = sim_get(&sim, "/__sim/stats").await;
     let (in_flight, connections) = load_peaks(&stats);

@@ -25,19 +25,6 @@ const OLD_CRDS: &str = concat!(
     "/tests/fixtures/crds-previous/tmdbsync.io.yaml"
 );
 
-/// Applies the CRD file `path` (server-side, forcing: it replaces whatever version is installed)
-/// and waits until both CRDs are Established.
-fn install_crd_file(cluster: &Cluster, path: &str) {
-    cluster.kubectl_ok(["apply", "--server-side", "--force-conflicts", "-f", path]);
-    cluster.kubectl_ok([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/tmdbsyncs.tmdbsync.io",
-        "crd/syncruns.tmdbsync.io",
-    ]);
-}
-
 fn rfc3339(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -436,3 +436,23 @@ async fn sim_json(request: reqwest::RequestBuilder) -> Value {
         .await
         .expect("sim json")
 }
+
+/// The ids a sync imports from the simulator's catalog: live and not adult.
+pub async fn importable_ids(sim: &SimHandle) -> BTreeSet<i64> {
+    sim_get(sim, "/__sim/catalog").await["live"]
+        .as_array()
+        .expect("the simulator lists live movies")
+        .iter()
+        .filter(|m| m["adult"] == serde_json::json!(false))
+        .map(|m| m["id"].as_i64().expect("numeric id"))
+        .collect()
+}
+
+/// The ids of the movies stored and not deleted.
+pub async fn stored_live_ids(store: &Store) -> BTreeSet<i64> {
+    let v: Vec<i64> = sqlx::query_scalar("SELECT id FROM movies WHERE deleted_at IS NULL")
+        .fetch_all(store.pool())
+        .await
+        .expect("reading stored ids");
+    v.into_iter().collect()
+}

@@ -40,8 +40,16 @@ pub const NOT_DUE: &str = "0 3 1 1 *";
 /// Established. The chart's `helm install` creates them only where missing, so chart tests call this
 /// too to have the current ones.
 pub fn install_crds(cluster: &Cluster) {
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tmdbsync.io.yaml");
-    cluster.kubectl_ok(["apply", "--server-side", "--force-conflicts", "-f", crds]);
+    install_crd_file(
+        cluster,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tmdbsync.io.yaml"),
+    );
+}
+
+/// Applies the CRD file `path` (server-side, forcing: it replaces whatever version is installed)
+/// and waits until both CRDs are Established.
+pub fn install_crd_file(cluster: &Cluster, path: &str) {
+    cluster.kubectl_ok(["apply", "--server-side", "--force-conflicts", "-f", path]);
     cluster.kubectl_ok([
         "wait",
         "--for=condition=Established",
