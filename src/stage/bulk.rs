@@ -45,11 +45,7 @@ pub async fn run(
     options: BulkOptions,
     label: &RunLabel,
 ) -> Result<StageReport, StageError> {
-    engine
-        .tmdb
-        .check_credentials()
-        .await
-        .map_err(StageError::from_tmdb)?;
+    engine.check_credentials().await?;
     let store = &engine.store;
     let total = total_pages(
         store

@@ -33,11 +33,7 @@ pub async fn run_from(
     source: CatalogSource,
     label: &RunLabel,
 ) -> Result<StageReport, StageError> {
-    engine
-        .tmdb
-        .check_credentials()
-        .await
-        .map_err(StageError::from_tmdb)?;
+    engine.check_credentials().await?;
     let today = engine.tmdb.clock().today();
     let run = engine.open_run(RunType::Catalog, label, 0).await?;
     // The load is one transaction fed by the download: a database outage retries it whole, from

@@ -49,11 +49,7 @@ pub async fn run(
     options: DeltaOptions,
     label: &RunLabel,
 ) -> Result<StageReport, StageError> {
-    engine
-        .tmdb
-        .check_credentials()
-        .await
-        .map_err(StageError::from_tmdb)?;
+    engine.check_credentials().await?;
     let today = engine.tmdb.clock().today();
     let windows = match options.window {
         Some(w) => vec![w],

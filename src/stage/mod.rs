@@ -153,6 +153,15 @@ impl From<String> for Closing {
 }
 
 impl Engine {
+    /// Asks TMDb whether the API key works, before a stage opens its run (a refused key is
+    /// [`StageError::Credentials`], fatal; an outage is retryable).
+    async fn check_credentials(&self) -> Result<(), StageError> {
+        self.tmdb
+            .check_credentials()
+            .await
+            .map_err(StageError::from_tmdb)
+    }
+
     /// Opens a run row, one writer per stage: waits up to `runs.wait` while another live run
     /// holds the stage (recording runs whose processes stopped as failed), then fails with
     /// [`StageError::Busy`]. The open run is kept alive by a heartbeat until it is closed.
