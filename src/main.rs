@@ -333,6 +333,10 @@ struct StatusArgs {
         default_value = "text"
     )]
     format: Format,
+    /// The TmdbSync this database belongs to (NAMESPACE/NAME), so alerts name `kubectl
+    /// tmdbsync` commands.
+    #[arg(long)]
+    sync: Option<String>,
 }
 
 #[derive(Args)]
@@ -786,7 +790,15 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return Ok(fail(e)),
     };
-    let facts = Default::default();
+    let facts = match a
+        .sync
+        .as_deref()
+        .map(tmdbsync::plan::health::SyncFacts::named)
+    {
+        Some(Err(e)) => return Ok(fail((ExitCode::Config, e))),
+        Some(Ok(f)) => f,
+        None => Default::default(),
+    };
     let health = match tmdbsync::web::dashboard::health_of(&store, &facts).await {
         Ok(h) => h,
         Err(e) => return Ok(fail((ExitCode::from(&e), e.to_string()))),
