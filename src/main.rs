@@ -361,6 +361,10 @@ struct StatusArgs {
         default_value = "text"
     )]
     format: Format,
+    /// The TmdbSync this database belongs to (NAMESPACE/NAME), so alerts name `kubectl
+    /// tmdbsync` commands.
+    #[arg(long)]
+    sync: Option<String>,
 }
 
 #[derive(Args)]

@@ -45,6 +45,8 @@ fn start_dashboard(db: &TestDb) -> (Killed, String) {
             &db.url,
             "--addr",
             "127.0.0.1:0",
+            "--sync",
+            "media/cinegraph",
         ])
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
@@ -395,6 +397,14 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     assert!(ids.contains(&"recent_errors".to_string()), "{ids:?}");
     assert!(ids.contains(&"missing_imdb_id".to_string()), "{ids:?}");
 
+    // Read-only: where a person would act, the exact command.
+    let actions = text(&c, "#actions").await;
+    assert!(
+        actions.contains("kubectl tmdbsync pause cinegraph -n media"),
+        "{actions}"
+    );
+    assert_eq!(text(&c, "#sync-name").await, "media/cinegraph");
+
     // Markup in a run message stays text, and nothing ran.
     let runs = text(&c, "#runs").await;
     assert!(runs.contains(MARKUP), "{runs}");
@@ -498,6 +508,7 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     let status = |format: &'static str| {
         let mut cmd = Command::new(BIN);
         cmd.args(["status", "-o", format, "--database-url", &db.url])
+            .args(["--sync", "media/cinegraph"])
             .env_remove("DATABASE_URL");
         output(cmd)
     };

@@ -20,7 +20,15 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return Ok(fail(e)),
     };
-    let facts = Default::default();
+    let facts = match a
+        .sync
+        .as_deref()
+        .map(tmdbsync::plan::health::SyncFacts::named)
+    {
+        Some(Err(e)) => return Ok(fail((ExitCode::Config, e))),
+        Some(Ok(f)) => f,
+        None => Default::default(),
+    };
     let health = match tmdbsync::web::dashboard::health_of(&store, &facts).await {
         Ok(h) => h,
         Err(e) => return Ok(fail((ExitCode::from(&e), e.to_string()))),

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::history::RunSummary;
 
 /// How much an alert matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The sync does not progress or cannot work.
@@ -32,7 +32,7 @@ impl Severity {
 }
 
 /// One alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// A stable name (`stalled`, `run_failed`, `high_error_rate`, `low_import_rate`,
     /// `recent_errors`, `paused`, `not_ready`, `credentials`, `no_catalog`, `not_served`,
@@ -49,7 +49,7 @@ pub struct Alert {
 }
 
 /// Alert thresholds (the TmdbSync's `spec.alerts`; the defaults without a cluster).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AlertThresholds {
     /// No successful bulk or delta run for this long is a stall.
     pub stall_after_hours: f64,
@@ -147,7 +147,7 @@ impl Commands {
 }
 
 /// A condition of the TmdbSync that is not as it should be (from its status).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConditionProblem {
     /// `Ready` or `CredentialsValid`.
     pub condition: String,

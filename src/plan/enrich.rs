@@ -147,10 +147,11 @@ pub struct SideJobCounts {
 }
 
 /// Completion of one side job (the seed's "OMDb Enrichment: 98.2% complete (348,456 / 352,000)").
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SideJobProgress {
     pub stage: EnrichStage,
-    pub label: &'static str,
+    /// "OMDb Enrichment", "Collaborations", "PQS Calculations".
+    pub label: String,
     pub done: i64,
     pub total: i64,
     /// Rounded to one decimal, 100 when there is nothing to do.
@@ -160,7 +161,7 @@ pub struct SideJobProgress {
 }
 
 /// The side-job part of the Sync Health report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SideJobs {
     pub stages: Vec<SideJobProgress>,
     /// Live movies without an IMDb id (OMDb cannot be asked about them).
@@ -190,7 +191,7 @@ pub fn side_job_progress(counts: &[SideJobCounts]) -> Vec<SideJobProgress> {
             };
             Some(SideJobProgress {
                 stage,
-                label: stage.label(),
+                label: stage.label().to_string(),
                 done: c.done,
                 total: c.total,
                 percent,

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::alerts::{self, Alert, AlertInputs, AlertThresholds, Commands, ConditionProblem};
 use super::enrich::{EnrichStage, SideJobCounts, SideJobs};
@@ -21,7 +21,7 @@ pub use super::history::{DayRow, DayStats, DayStatus, Pause, RunSummary};
 pub const HISTORY_DAYS: u32 = 30;
 
 /// Where "now" comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockSource {
     /// TMDb's clock, as the latest run saw it in TMDb's `Date` header.
@@ -140,7 +140,7 @@ impl SyncFacts {
 }
 
 /// Which sync the report is about.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncIdentity {
     /// The TmdbSync's namespace (`None` without a cluster).
     pub namespace: Option<String>,
@@ -153,7 +153,7 @@ pub struct SyncIdentity {
 }
 
 /// Where the estimate of completion stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EtaState {
     /// Every movie TMDb serves is stored.
@@ -167,7 +167,7 @@ pub enum EtaState {
 }
 
 /// The estimate of completion, with the words every face shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Eta {
     pub state: EtaState,
     /// "March 15, 2026 (~162 days)", "calculating…", "complete", "unknown (…)".
@@ -176,7 +176,7 @@ pub struct Eta {
 
 /// The Sync Health report (the seed's panel). Serialised as is for `tmdbsync status -o json` and
 /// the page's `health.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncHealth {
     /// Which sync.
     pub sync: SyncIdentity,
@@ -379,7 +379,7 @@ impl SyncHealth {
 /// A report download: per-day rows and per-run rows over the last `days` days (TMDb's days).
 /// Served as `report.json` (this struct) and `report.csv` (`crate::web::report`); the columns
 /// are documented in docs/report.md.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncReport {
     pub sync: SyncIdentity,
     pub generated_at: DateTime<Utc>,
@@ -723,6 +723,8 @@ mod tests {
         let ids: Vec<i64> = r.run_rows.iter().map(|r| r.id).collect();
         assert_eq!(ids, [1, 2]);
         assert_eq!((r.totals.imported, r.totals.runs), (40, 2));
+        let back: SyncReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
         assert_eq!(SyncReport::build(&inputs, &SyncFacts::default(), 0).days, 1);
         assert_eq!(
             SyncReport::build(&inputs, &SyncFacts::default(), 9999).days,

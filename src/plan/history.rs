@@ -3,10 +3,10 @@
 //! TMDb's days (see [`super::health::ClockSource`]).
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Run totals of one day, as the store sums them (days without runs are absent).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DayStats {
     /// The day, by TMDb's clock.
     pub day: NaiveDate,
@@ -25,7 +25,7 @@ pub struct DayStats {
 
 /// A time the sync was suspended (`spec.suspend`), by TMDb's clock; `until` is `None` while it
 /// still is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
     pub from: DateTime<Utc>,
     pub until: Option<DateTime<Utc>>,
@@ -41,7 +41,7 @@ impl Pause {
 }
 
 /// How a day went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DayStatus {
     /// Runs finished, none failed.
@@ -71,7 +71,7 @@ impl DayStatus {
 
 /// One day of the history (a row of the 7-day table, a bar of the 30-day chart, a `day` row of
 /// the report).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DayRow {
     /// The day, by TMDb's clock.
     pub day: NaiveDate,
@@ -138,7 +138,7 @@ pub fn day_rows(stats: &[DayStats], pauses: &[Pause], today: NaiveDate, n: u32) 
 }
 
 /// One run as the panel and the report list it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// `sync_runs.id`.
     pub id: i64,
@@ -176,7 +176,7 @@ impl RunSummary {
 }
 
 /// Sums over a report's days.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub runs: i64,
     pub failed_runs: i64,

@@ -953,7 +953,7 @@ mod tests {
         use crate::plan::enrich::{EnrichStage, SideJobProgress};
         let stage = |stage: EnrichStage, done, percent| SideJobProgress {
             stage,
-            label: stage.label(),
+            label: stage.label().to_string(),
             done,
             total: 300,
             percent,

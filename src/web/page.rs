@@ -62,7 +62,7 @@ struct TableRow {
 /// A side-job card.
 #[derive(Debug, Clone)]
 struct Card {
-    label: &'static str,
+    label: String,
     enabled: bool,
     percent: String,
     width: String,
@@ -327,7 +327,7 @@ pub fn render_health(h: &SyncHealth, options: &PageOptions) -> String {
             .stages
             .iter()
             .map(|j| Card {
-                label: j.label,
+                label: j.label.clone(),
                 enabled: j.enabled,
                 percent: format!("{:.1}", j.percent),
                 width: format!("{:.1}", j.percent.clamp(0.0, 100.0)),

@@ -81,7 +81,8 @@ async fn run_stages(
         let saved = tally.save().await;
         let message = message?;
         saved?;
-        tracing::info!(stage = %stage, run_id = run, "{message}");
+        // Said once at info level: the run's closing line carries every stage's summary.
+        tracing::debug!(stage = %stage, run_id = run, "{message}");
         messages.push(format!("{stage}: {message}"));
     }
     Ok((true, messages.join("; ")))
