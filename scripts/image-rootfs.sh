@@ -28,6 +28,15 @@ esac
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 [ -s "$ca_bundle" ] || { echo "[image-rootfs] $ca_bundle is missing (apt-get install ca-certificates)" >&2; exit 1; }
 
+# Called from a `cargo test` (tests/image.rs), the environment holds the test's package variables;
+# cargo would take CARGO_MANIFEST_DIR and the like as changed inputs of build scripts (ring's) and
+# rebuild half the tree. Build with the environment of a shell.
+for var in $(compgen -e); do
+  case "$var" in
+    CARGO_MANIFEST_*|CARGO_PKG_*|CARGO_CRATE_NAME|CARGO_BIN_EXE_*|CARGO_BIN_NAME|CARGO_PRIMARY_PACKAGE|CARGO_TARGET_TMPDIR|OUT_DIR|RUST_TEST_THREADS)
+      unset "$var" ;;
+  esac
+done
 target_dir="${CARGO_TARGET_DIR:-target}"
 log "cargo build --release --target $triple (static; cache in $target_dir/$triple/release)"
 # --target keeps RUSTFLAGS off build scripts and proc macros, which cannot be linked statically.

@@ -89,6 +89,7 @@ EOF
             "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$GATEWAY"}]]}}
 ]}
 EOF
+  echo 'options ndots:1' >"$NODE_DIR/resolv.conf"
   cat >"$NODE_DIR/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -107,7 +108,8 @@ authentication:
   x509: {clientCAFile: $STATE/pki/ca.crt}
 authorization: {mode: AlwaysAllow}
 enforceNodeAllocatable: []
-resolvConf: /etc/resolv.conf
+# No name servers for pods: tests reach their servers by address, and no query leaves the machine.
+resolvConf: $NODE_DIR/resolv.conf
 podCIDR: $POD_CIDR
 podLogsDir: $NODE_DIR/pod-logs
 localStorageCapacityIsolation: false
@@ -186,6 +188,9 @@ cmd_up() {
   done
   [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] \
     || fail "node $NODE_NAME not Ready after 60 s" kubelet
+  # The kubelet registers with this taint; the node-lifecycle controller, which testenv.sh does not
+  # run, would lift it once Ready.
+  kubectl taint node "$NODE_NAME" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
   log "node $NODE_NAME Ready in $((SECONDS - t0)) s (pods on $POD_CIDR, host side $GATEWAY; logs in $NODE_DIR/logs)"
 }
 

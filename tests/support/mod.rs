@@ -28,6 +28,8 @@ pub struct TestDb {
     durable: bool,
     /// Also listens on 127.0.0.1 at this port (for clients that cannot reach the socket).
     tcp_port: Option<u16>,
+    /// Another address it listens on (with `tcp_port`), e.g. a bridge that pods reach.
+    extra_listen: Option<String>,
     pub url: String,
 }
 
@@ -72,6 +74,19 @@ impl TestDb {
         Self::start_with(false, Some(free_port()))
     }
 
+    /// [`TestDb::start_tcp`], also listening on `addr` (an address of this machine) and trusting
+    /// clients on the networks this machine is directly connected to (pg_hba `samenet`).
+    pub fn start_tcp_on(addr: &str) -> TestDb {
+        let mut db = Self::start_with(false, Some(free_port()));
+        db.extra_listen = Some(addr.to_string());
+        let hba = db.data_dir().join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+        rules.push_str("host all all samenet trust\n");
+        std::fs::write(&hba, rules).expect("write pg_hba.conf");
+        db.restart_fast();
+        db
+    }
+
     /// Starts a server whose acknowledged commits survive a crash (`synchronous_commit=on`), for
     /// tests that stop it with `-m immediate` while it is written to.
     pub fn start_durable() -> TestDb {
@@ -107,6 +122,7 @@ impl TestDb {
             run_as,
             durable,
             tcp_port,
+            extra_listen: None,
         };
         let data = db.data_dir();
         db.pg(
@@ -166,7 +182,10 @@ impl TestDb {
 
     fn start_server(&self) {
         let listen = match self.tcp_port {
-            Some(port) => format!("-c listen_addresses=127.0.0.1 -p {port}"),
+            Some(port) => match &self.extra_listen {
+                Some(addr) => format!("-c listen_addresses=127.0.0.1,{addr} -p {port}"),
+                None => format!("-c listen_addresses=127.0.0.1 -p {port}"),
+            },
             None => "-c listen_addresses=''".to_string(),
         };
         let opts = format!(
