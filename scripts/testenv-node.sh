@@ -7,8 +7,8 @@
 #   scripts/testenv-node.sh down                           # `scripts/testenv.sh down` calls it too
 #
 # Needs root, containerd and containernetworking-plugins (scripts/install-deps.sh), podman's image of
-# the product ($IMAGE, default localhost/tmdbsync:<version>, built by scripts/build-image.sh when
-# missing) and gcc for the pause image. The kubelet and kube-scheduler are built once
+# the product ($IMAGE, default localhost/tmdbsync:<version>, (re)built by scripts/build-image.sh)
+# and gcc for the pause image. The kubelet and kube-scheduler are built once
 # (WITH_KUBELET=1 scripts/build-control-plane.sh). Do not run the node agent at the same time: both
 # would take the pods. One real node per machine (the bridge name is fixed).
 #
@@ -122,10 +122,8 @@ EOF
 # The pause image (registry.k8s.io/pause cannot be pulled here) and the product image, from podman
 # into containerd's k8s.io namespace.
 import_images() {
-  if ! podman --runtime runc image exists "$IMAGE"; then
-    log "$IMAGE not in podman's store: building it"
-    IMAGE="$IMAGE" bash "$SCRIPT_DIR/build-image.sh" >/dev/null
-  fi
+  # Always: the image must be of this checkout (2 s when nothing changed).
+  IMAGE="$IMAGE" bash "$SCRIPT_DIR/build-image.sh" >/dev/null
   local ctx="$NODE_DIR/pause-image"
   mkdir -p "$ctx"
   gcc -static -Os -s -o "$ctx/pause" "$SCRIPT_DIR/../testenv/pause/pause.c"
