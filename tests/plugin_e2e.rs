@@ -8,13 +8,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use kube::Api;
+use kube::ResourceExt;
 use kube::api::ListParams;
 use serde_json::Value;
 use support::cluster::*;
 use support::operator::*;
-use support::{TestDb, start_sim};
+use support::{TestDb, sim_get, sim_post, start_sim};
 use tmdbsync::api::sync_run::Trigger;
 use tmdbsync::api::{SyncPhase, SyncRun, TmdbSync};
+use tmdbsync::plan::reset::RESET_REQUESTED_AT;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-tmdbsync");
 
@@ -183,6 +185,67 @@ async fn every_command_works_through_kubectl_and_pause_stops_scheduling_until_re
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "day").count(), 7);
     assert_eq!(kinds.iter().filter(|k| *k == "run").count(), 2);
+
+    // reset --bulk: the plan first, nothing done without --confirm=NAME; then the controller
+    // clears the checkpoints, re-imports every page once and acknowledges the request.
+    let out = ok(cluster, &["reset", SYNC, "--bulk", "-n", n]);
+    assert!(
+        out.contains("pages 1-5") && out.contains("Nothing done"),
+        "{out}"
+    );
+    let sync = syncs.get(SYNC).await.unwrap();
+    assert!(!sync.annotations().contains_key(RESET_REQUESTED_AT));
+    sim_post(&sim, "/__sim/stats/reset", serde_json::json!({})).await;
+    let out = ok(
+        cluster,
+        &["reset", SYNC, "--bulk", "-n", n, "--confirm=cinegraph"],
+    );
+    assert!(out.contains("Requested"), "{out}");
+    let token = syncs.get(SYNC).await.unwrap().annotations()[RESET_REQUESTED_AT].clone();
+    wait_for(&syncs, SYNC, Duration::from_secs(60), |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.last_handled_reset_at.as_deref())
+            == Some(&token)
+    })
+    .await;
+    let reset_run = eventually("the reset's bulk run", Duration::from_secs(30), || {
+        let runs = runs.clone();
+        async move {
+            runs.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|r| r.metadata.name.unwrap())
+                .find(|r| r.starts_with("cinegraph-bulk-r2"))
+        }
+    })
+    .await;
+    let done = run_succeeded(&runs, &reset_run, Duration::from_secs(120)).await;
+    let st = done.status.unwrap();
+    assert_eq!(
+        (st.pages_processed, st.movies_updated, st.movies_imported),
+        (5, 100, 0)
+    );
+    let stats = sim_get(&sim, "/__sim/stats").await;
+    assert_eq!(
+        stats["requests"]["details"], 100,
+        "every movie fetched exactly once: {stats}"
+    );
+    let events = cluster.kubectl_ok([
+        "-n",
+        n,
+        "get",
+        "events",
+        "--field-selector",
+        "reason=ResetBulk",
+        "-o",
+        "name",
+    ]);
+    assert!(!events.trim().is_empty(), "a ResetBulk event");
+    let out = ok(cluster, &["describe", &reset_run, "-n", n]);
+    assert!(out.contains("Phase: Succeeded"), "{out}");
 
     // pause: the status shows Suspended and an every-minute schedule creates nothing.
     let out = ok(cluster, &["pause", SYNC, "-n", n]);

@@ -392,11 +392,50 @@ impl Kube {
     }
 
     async fn reset(&self, r: &Reset) -> Result<(), PluginError> {
-        let _ = self.sync(&r.name).await?;
-        Err(PluginError::Usage(format!(
-            "reset is not available yet in this version (asked: bulk {}, delta since {:?})",
-            r.bulk, r.delta_since
-        )))
+        use crate::plan::reset::{RESET_REQUESTED_AT, RESET_WHAT, ResetKind};
+        let sync = self.sync(&r.name).await?;
+        let kind = match r.delta_since {
+            Some(day) => ResetKind::DeltaSince(day),
+            None => ResetKind::Bulk,
+        };
+        let total = sync
+            .status
+            .as_ref()
+            .and_then(|s| s.progress.as_ref())
+            .map_or(0, |p| p.total_pages);
+        let ns = &self.ns;
+        let name = &r.name;
+        println!("Reset of tmdbsync/{name} in namespace {ns}: the controller will");
+        println!("  {}", kind.plan(total));
+        if r.confirm.as_deref() != Some(name.as_str()) {
+            let flag = match kind {
+                ResetKind::Bulk => "--bulk".to_string(),
+                ResetKind::DeltaSince(d) => format!("--delta-since {d}"),
+            };
+            println!("Nothing done. To carry it out:");
+            println!("  kubectl tmdbsync reset {name} {flag} --confirm={name} -n {ns}");
+            return Ok(());
+        }
+        let token = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.api::<TmdbSync>()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {
+                    RESET_REQUESTED_AT: token,
+                    RESET_WHAT: kind.annotation(),
+                }}})),
+            )
+            .await?;
+        println!("Requested ({RESET_REQUESTED_AT}={token}).");
+        println!(
+            "The controller acknowledges it in status.lastHandledResetAt and records an Event:"
+        );
+        println!(
+            "  kubectl get tmdbsync {name} -n {ns} -o jsonpath='{{.status.lastHandledResetAt}}'"
+        );
+        println!("  kubectl describe tmdbsync {name} -n {ns}");
+        Ok(())
     }
 
     async fn report(&self, name: &str, days: u32) -> Result<(), PluginError> {
