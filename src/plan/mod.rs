@@ -6,6 +6,7 @@ pub mod enrich;
 pub mod health;
 pub mod history;
 pub mod pages;
+pub mod reset;
 pub mod run;
 pub mod schedule;
 pub mod status;
