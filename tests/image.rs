@@ -346,7 +346,7 @@ fn proc_status(pid: u32, field: &str) -> String {
 }
 
 async fn http_status(addr: &str, path: &str) -> u16 {
-    let http = tmdbsync::http_client_builder()
+    let http = tmdbsync::http::http_client_builder()
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod discover;
 pub mod enrich;
+pub mod facts;
 pub mod health;
 pub mod history;
 pub mod pages;

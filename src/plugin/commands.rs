@@ -444,7 +444,7 @@ impl Kube {
         let now = Utc::now();
         let report = SyncReport::build(
             &model::report_inputs(&sync, &runs, now),
-            &crate::controller::dashboard::facts(&sync),
+            &crate::plan::facts::sync_facts(&sync),
             days,
         );
         let text = match self.output {

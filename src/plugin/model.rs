@@ -193,7 +193,7 @@ pub fn apply_progress(h: &mut SyncHealth, p: &ProgressStatus) {
 /// The Sync Health of `sync` from what the cluster says.
 pub fn health(sync: &TmdbSync, runs: &[SyncRun], now: DateTime<Utc>) -> SyncHealth {
     let inputs = health_inputs(sync, runs, now);
-    let facts = crate::controller::dashboard::facts(sync);
+    let facts = crate::plan::facts::sync_facts(sync);
     let mut h = SyncHealth::build(&inputs, &facts);
     if let Some(p) = sync.status.as_ref().and_then(|s| s.progress.as_ref()) {
         apply_progress(&mut h, p);
@@ -335,7 +335,7 @@ pub(crate) mod tests {
         ];
         let r = crate::plan::health::SyncReport::build(
             &report_inputs(&s, &runs, now()),
-            &crate::controller::dashboard::facts(&s),
+            &crate::plan::facts::sync_facts(&s),
             30,
         );
         assert_eq!(r.day_rows.len(), 30);
