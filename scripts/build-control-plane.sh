@@ -2,6 +2,8 @@
 # Builds the test control plane's binaries from their Go modules and caches them outside the clone:
 # kube-apiserver, kube-controller-manager and kubectl from k8s.io/kubernetes (staging modules replaced
 # by their published versions), and helm. Prints the bin directory. Idempotent: a cached build is reused.
+# WITH_KUBELET=1 also builds the kubelet and kube-scheduler (opt-in: the tests use the node agent; docs/testenv.md says
+# how far a real kubelet gets on these machines).
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.35.4}"
@@ -50,18 +52,36 @@ import (
 GO
   log "resolving modules"
   go mod tidy -e >/dev/null 2>&1 || true
-  local major=1 gminor="${minor%%.*}"
-  local date
+  for cmd in kube-apiserver kube-controller-manager kubectl; do
+    go_build_k8s "$cmd"
+  done
+}
+
+# Builds k8s.io/kubernetes/cmd/$1 in the wrapper module (the current directory) into $BIN, with the
+# version ldflags.
+go_build_k8s() {
+  local cmd="$1" minor="${K8S_VERSION#v1.}"
+  local gminor="${minor%%.*}" date ld=""
   date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  local ld=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$gminor"
+    ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$gminor"
     ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date -X $pkg.gitCommit=0000000000000000000000000000000000000000"
   done
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
-    log "building $cmd (slow on a cold cache)"
-    go build -trimpath -ldflags "-s -w $ld" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
-    mv "$BIN/$cmd.tmp" "$BIN/$cmd"
+  log "building $cmd (slow on a cold cache)"
+  go build -trimpath -ldflags "-s -w $ld" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+  mv "$BIN/$cmd.tmp" "$BIN/$cmd"
+}
+
+# The kubelet and kube-scheduler (a real node needs pods bound to it), from the same wrapper module
+# (-mod=mod adds the modules only they need).
+build_kubelet() {
+  cd "$CACHE/control-plane/k8s-$K8S_VERSION/src"
+  for cmd in kubelet kube-scheduler; do
+    if [ -x "$BIN/$cmd" ]; then
+      log "$cmd $K8S_VERSION cached in $BIN"
+    else
+      go_build_k8s "$cmd"
+    fi
   done
 }
 
@@ -78,5 +98,6 @@ build_helm() {
 }
 
 build_kubernetes
+[ "${WITH_KUBELET:-0}" != 1 ] || build_kubelet
 [ "${SKIP_HELM:-0}" = 1 ] || build_helm
 echo "$BIN"

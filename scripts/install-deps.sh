@@ -16,13 +16,25 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# The product image (scripts/build-image.sh, tests/image.rs): podman with runc (crun fails on hybrid
+# cgroups), the overlay storage driver (fuse-overlayfs where the kernel's cannot be used), CNI
+# plugins for podman's default network, slirp4netns and uidmap for rootless use, the CA bundle.
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
+command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
+command -v fuse-overlayfs >/dev/null 2>&1 || need+=(fuse-overlayfs)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 
 if [ "${#need[@]}" -gt 0 ]; then
   echo "[install-deps] installing: ${need[*]}" >&2
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Wait for another apt-get (a parallel session or an unattended upgrade) instead of failing.
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${need[@]}" >/dev/null
 fi
 # The Debian package starts a cluster of its own; the tests start private servers instead.
 if command -v pg_lsclusters >/dev/null 2>&1 && [ "${STOP_SYSTEM_POSTGRES:-1}" = 1 ]; then

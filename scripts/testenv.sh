@@ -292,6 +292,8 @@ stop_agent() {
 
 cmd_down() {
   local c pid
+  # A real node (scripts/testenv-node.sh, opt-in) goes first: its pods, containerd, the bridge.
+  [ ! -d "$STATE/node" ] || TMDBSYNC_TESTENV_DIR="$STATE" bash "$SCRIPT_DIR/testenv-node.sh" down || true
   stop_agent
   for ((i=${#COMPONENTS[@]}-1; i>=0; i--)); do
     c="${COMPONENTS[$i]}"

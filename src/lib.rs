@@ -16,6 +16,8 @@ pub mod model;
 pub mod omdb;
 /// Pure decisions: delta windows, page ranges, Sync Health (no I/O).
 pub mod plan;
+/// `kubectl tmdbsync`: the kubectl plugin's commands over the Kubernetes API.
+pub mod plugin;
 /// Scrubbing API keys and URL credentials from text that came from outside.
 pub mod redact;
 /// The Sync Health report rendered for a terminal.

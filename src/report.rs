@@ -70,6 +70,7 @@ pub fn render(h: &SyncHealth) -> String {
     let clock = match h.clock {
         ClockSource::Tmdb => "TMDb's clock",
         ClockSource::Database => "the database's clock (no TMDb answer seen yet)",
+        ClockSource::Cluster => "the cluster's clock",
     };
     let _ = writeln!(s, "SYNC HEALTH{who}{phase}");
     let _ = writeln!(s, "Today is {} on {clock}", h.today.format("%a %Y-%m-%d"));
@@ -169,8 +170,8 @@ pub fn render(h: &SyncHealth) -> String {
         for r in h.runs.iter().take(10) {
             let _ = writeln!(
                 s,
-                "  #{:<5} {:<8} {:<10} {}  {:>6}  imported {} updated {} skipped {} deleted {} errors {}",
-                r.id,
+                "  {:<6} {:<8} {:<10} {}  {:>6}  imported {} updated {} skipped {} deleted {} errors {}",
+                r.name.clone().unwrap_or_else(|| format!("#{}", r.id)),
                 r.run_type,
                 r.status,
                 r.started_at.format("%Y-%m-%d %H:%M"),

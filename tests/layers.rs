@@ -72,6 +72,9 @@ fn only_the_binary_reaches_the_controller() {
         "src/tmdb",
         "src/omdb",
         "src/sim",
+        "src/model",
+        "src/web",
+        "src/plugin",
     ] {
         let hits = offending(dir, &["crate::controller"]);
         assert!(

@@ -230,11 +230,35 @@ pub struct SyncRunStatus {
     /// What happened, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Up to 10 of the run's failures (movie id, category, HTTP status, message), the oldest
+    /// first, so `kubectl tmdbsync describe` shows why without database access; `errors` counts
+    /// them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_sample: Vec<ErrorSample>,
     /// Running (True while its Job runs), Succeeded and Failed (Unknown until the run ends, then
     /// one of them True): `kubectl wait --for=condition=Succeeded` waits on them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+/// One failure of a run, as recorded in `sync_errors` (secrets already redacted there).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorSample {
+    /// The movie that failed, when the failure was about one movie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movie_id: Option<i64>,
+    /// What kind of failure (`http_5xx`, `timeout`, `parse`, `not_found`, ...).
+    pub category: String,
+    /// TMDb's HTTP status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<i32>,
+    /// What went wrong (at most 200 characters).
+    pub message: String,
+}
+
+/// Failures a SyncRun status samples.
+pub const ERROR_SAMPLE_SIZE: i64 = 10;
 
 /// What one enrichment stage of a run did, in movies.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]

@@ -529,6 +529,10 @@ pub struct TmdbSyncStatus {
     /// How much of the catalog the latest Discover walk reached (`bulk.source: Discover` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discover: Option<DiscoverStatus>,
+    /// The value of the annotation `tmdbsync.io/reset-requested-at` the controller last carried
+    /// out (the Flux `requestedAt` pattern): a reset is pending while the two differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reset_at: Option<String>,
     /// Ready (spec, secrets and database usable), CredentialsValid, Stalled, HighErrorRate and
     /// LowImportRate, each with its own lastTransitionTime.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,5 +1,5 @@
 //! The controller's side of the Sync Health pages: the TmdbSyncs it watches and, per sync, its
-//! database and what its resource says ([`facts`]), handed to `crate::web::dashboard` through
+//! database and what its resource says ([`crate::plan::facts::sync_facts`]), handed to `crate::web::dashboard` through
 //! [`SyncDirectory`]. Reads only: the resources and their secrets, never a write.
 
 use std::sync::Arc;
@@ -9,8 +9,6 @@ use kube::ResourceExt;
 
 use super::Context;
 use crate::api::TmdbSync;
-use crate::plan::alerts::{AlertThresholds, ConditionProblem};
-use crate::plan::enrich::EnrichStage;
 use crate::plan::health::SyncFacts;
 use crate::store::Store;
 use crate::web::dashboard::SyncDirectory;
@@ -25,53 +23,6 @@ impl ControllerDirectory {
     /// The directory over the controller's context (its client, namespace and database pools).
     pub fn new(ctx: Arc<Context>) -> Self {
         ControllerDirectory { ctx }
-    }
-}
-
-/// What the TmdbSync says that the Sync Health shows: its name, phase, pause, disabled side
-/// jobs, next enrichment run, alert thresholds and failing conditions.
-pub fn facts(sync: &TmdbSync) -> SyncFacts {
-    let spec = &sync.spec;
-    let status = sync.status.clone().unwrap_or_default();
-    let enrichment = &spec.enrichment;
-    let disabled_side_jobs = [
-        (EnrichStage::Omdb, enrichment.omdb.enabled),
-        (
-            EnrichStage::Collaborations,
-            enrichment.collaborations.enabled,
-        ),
-        (EnrichStage::Pqs, enrichment.person_quality_score.enabled),
-    ]
-    .into_iter()
-    .filter(|(_, enabled)| !enabled)
-    .map(|(stage, _)| stage)
-    .collect();
-    let problems = status
-        .conditions
-        .iter()
-        .filter(|c| matches!(c.type_.as_str(), "Ready" | "CredentialsValid") && c.status == "False")
-        .map(|c| ConditionProblem {
-            condition: c.type_.clone(),
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-        })
-        .collect();
-    SyncFacts {
-        resource: Some((sync.namespace().unwrap_or_default(), sync.name_any())),
-        phase: Some(
-            status
-                .phase
-                .map_or_else(|| "Pending".to_string(), |p| format!("{p:?}")),
-        ),
-        suspended: spec.suspend,
-        disabled_side_jobs,
-        next_enrich_run: status.next_runs.and_then(|n| n.enrich),
-        thresholds: AlertThresholds {
-            stall_after_hours: spec.alerts.stall_after_hours.into(),
-            error_rate_percent: spec.alerts.error_rate_percent,
-            low_rate_fraction: spec.alerts.low_rate_fraction,
-        },
-        problems,
     }
 }
 
@@ -144,7 +95,7 @@ impl SyncDirectory for ControllerDirectory {
                 .store(&url)
                 .await
                 .map_err(|e| format!("the database is not available: {e}"))?;
-            Ok(Some((store, facts(&sync))))
+            Ok(Some((store, crate::plan::facts::sync_facts(&sync))))
         })
     }
 }
@@ -152,6 +103,7 @@ impl SyncDirectory for ControllerDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::enrich::EnrichStage;
 
     #[test]
     fn facts_carry_pause_disabled_side_jobs_and_failing_conditions() {
@@ -178,7 +130,7 @@ mod tests {
             }
         }))
         .unwrap();
-        let f = facts(&sync);
+        let f = crate::plan::facts::sync_facts(&sync);
         assert_eq!(f.resource, Some(("media".into(), "cinegraph".into())));
         assert_eq!(f.phase.as_deref(), Some("Suspended"));
         assert!(f.suspended);

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::job::{JobPlan, build_job, fatal_exit_code};
 use super::{Context, Error};
 use crate::api::conditions::merge;
-use crate::api::sync_run::{PageRangeSpec, RunKind};
+use crate::api::sync_run::{ERROR_SAMPLE_SIZE, ErrorSample, PageRangeSpec, RunKind};
 use crate::api::{FIELD_MANAGER, RunPhase, SyncRun, SyncRunStatus, TmdbSync};
 use crate::plan::RunType;
 use crate::plan::pages::{PageRange, total_pages};
@@ -378,6 +378,18 @@ async fn mirror_counters(
     next.data_warnings = row.data_warnings;
     if row.message.is_some() {
         next.message = row.message;
+    }
+    if row.errors_count > 0 && next.error_sample.len() < ERROR_SAMPLE_SIZE as usize {
+        next.error_sample = runs::error_sample_by_name(store, &run.name_any(), ERROR_SAMPLE_SIZE)
+            .await?
+            .into_iter()
+            .map(|e| ErrorSample {
+                movie_id: e.movie_id,
+                category: e.category,
+                http_status: e.http_status,
+                message: e.message.chars().take(200).collect(),
+            })
+            .collect();
     }
     if run.spec.run_type == RunKind::Enrich {
         next.stages = crate::store::pipeline::stage_counters_by_name(store, &run.name_any())

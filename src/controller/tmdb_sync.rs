@@ -45,6 +45,7 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
             return Ok(Action::requeue(Duration::from_secs(30)));
         }
     };
+    let reset = handle_reset(&ctx, &sync, &previous, &store, now).await?;
     let health = observe_health(&ctx, &sync, &store).await?;
     let mut runs = list_runs(&ctx, &sync).await?;
     let created = sync.creation_timestamp().map_or(now, |t| from_k8s(&t.0));
@@ -63,7 +64,7 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
         }
     }
     prune(&ctx, &sync, &plan::runs_to_prune(&sync.spec.history, &runs)).await?;
-    let outcome = plan::reconciled(plan::StatusInputs {
+    let mut outcome = plan::reconciled(plan::StatusInputs {
         spec: &sync.spec,
         schedules: &schedules,
         previous: &previous,
@@ -74,9 +75,86 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
         now,
         generation,
     });
+    if reset.is_some() {
+        outcome.status.last_handled_reset_at = reset;
+    }
     let wake = plan::wake(outcome.status.next_runs.as_ref().expect("set"), now);
     apply(&ctx, &sync, &previous, outcome).await?;
     Ok(Action::requeue(wake))
+}
+
+/// Carries out a requested reset ([`crate::plan::reset`]) once, records it as an Event and
+/// returns its token for `status.lastHandledResetAt` (`None`: nothing pending).
+async fn handle_reset(
+    ctx: &Context,
+    sync: &TmdbSync,
+    previous: &TmdbSyncStatus,
+    store: &crate::store::Store,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, Error> {
+    use crate::plan::reset::{self, ResetKind};
+    let a = sync.annotations();
+    let Some((token, kind)) = reset::pending(
+        a.get(reset::RESET_REQUESTED_AT).map(String::as_str),
+        a.get(reset::RESET_WHAT).map(String::as_str),
+        previous.last_handled_reset_at.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let (warning, reason, note) = match kind {
+        Err(message) => (true, "ResetRefused", message),
+        Ok(ResetKind::Bulk) => {
+            let total =
+                crate::plan::pages::total_pages(crate::store::catalog::max_ordinal(store).await?);
+            if total == 0 {
+                (
+                    true,
+                    "ResetRefused",
+                    "bulk reset: no catalog loaded yet (run a Catalog run first)".to_string(),
+                )
+            } else {
+                let cleared = crate::store::pages::clear_bulk_pages(store).await?;
+                let name = format!("{}-bulk-r{}", sync.name_any(), now.format("%Y%m%d%H%M"));
+                let mut run = scheduled_run(sync, RunType::Bulk, now);
+                run.metadata.name = Some(name.clone());
+                run.metadata.annotations = None;
+                run.spec.trigger = Trigger::Manual;
+                run.spec.pages = Some(crate::api::sync_run::PageRangeSpec { from: 1, to: total });
+                let api: Api<SyncRun> =
+                    Api::namespaced(ctx.client.clone(), &sync.namespace().unwrap_or_default());
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                match api.create(&params, &run).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                (
+                    false,
+                    "ResetBulk",
+                    format!(
+                        "bulk reset: cleared {cleared} page checkpoints; SyncRun {name} re-imports pages 1-{total}, refetching stored movies"
+                    ),
+                )
+            }
+        }
+        Ok(ResetKind::DeltaSince(day)) => {
+            let n = crate::store::pages::forget_delta_days(store, day).await?;
+            (
+                false,
+                "ResetDelta",
+                format!(
+                    "delta reset: forgot {n} delta days from {day} on; the next Delta run replays the changes feed from {day}"
+                ),
+            )
+        }
+    };
+    tracing::info!(sync = %sync.name_any(), reason, "{note}");
+    ctx.event(&sync.object_ref(&()), warning, reason, "Reset", note)
+        .await;
+    Ok(Some(token))
 }
 
 /// The schedules and the database URL of a usable spec, or every problem found: what the schema

@@ -29,6 +29,9 @@ pub enum ClockSource {
     /// The database's clock: no run has seen a TMDb answer yet.
     #[default]
     Database,
+    /// The cluster's clock (the controller's and API server's times): `kubectl tmdbsync`, which
+    /// reads only the Kubernetes API.
+    Cluster,
 }
 
 /// What the store gathers for a health report.

@@ -3,9 +3,11 @@
 pub mod alerts;
 pub mod discover;
 pub mod enrich;
+pub mod facts;
 pub mod health;
 pub mod history;
 pub mod pages;
+pub mod reset;
 pub mod run;
 pub mod schedule;
 pub mod status;

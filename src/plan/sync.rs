@@ -374,6 +374,7 @@ pub fn reconciled(i: StatusInputs<'_>) -> Outcome {
         side_jobs: side_jobs(i.spec, &health.side_jobs.stages),
         discover: health.discover.as_ref().map(discover_status),
         conditions: merge(&i.previous.conditions, &desired, i.generation, i.now),
+        last_handled_reset_at: i.previous.last_handled_reset_at.clone(),
     };
     let recovered =
         ready_changed(i.previous, true, "Reconciled") && !i.previous.conditions.is_empty();

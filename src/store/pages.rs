@@ -133,3 +133,24 @@ pub async fn record_delta_days(
     .context("recording delta days")?;
     Ok(())
 }
+
+/// Clears every bulk page checkpoint (a requested bulk reset); stored movies stay. Returns the
+/// pages cleared.
+pub async fn clear_bulk_pages(store: &Store) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM bulk_pages")
+        .execute(store.pool())
+        .await
+        .context("clearing bulk page checkpoints")?
+        .rows_affected())
+}
+
+/// Forgets the delta days from `since` on (a requested delta reset): the next Delta run reads
+/// the changes feed again from `since`. Returns the days forgotten.
+pub async fn forget_delta_days(store: &Store, since: NaiveDate) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM delta_days WHERE day >= $1")
+        .bind(since)
+        .execute(store.pool())
+        .await
+        .context("forgetting delta days")?
+        .rows_affected())
+}

@@ -421,6 +421,33 @@ pub async fn get_run_by_name(store: &Store, name: &str) -> Result<Option<RunRow>
     .context("reading a sync run by name")
 }
 
+/// One failure of a run as its SyncRun status samples it (`status.errorSample`).
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct ErrorSampleRow {
+    pub category: String,
+    pub movie_id: Option<i64>,
+    pub http_status: Option<i32>,
+    pub message: String,
+}
+
+/// The first `limit` failures recorded for the run named `name`, oldest first.
+pub async fn error_sample_by_name(
+    store: &Store,
+    name: &str,
+    limit: i64,
+) -> Result<Vec<ErrorSampleRow>> {
+    sqlx::query_as(
+        "SELECT e.category, e.movie_id, e.http_status, e.message
+         FROM sync_errors e JOIN sync_runs r ON r.id = e.run_id
+         WHERE r.name = $1 ORDER BY e.id LIMIT $2",
+    )
+    .bind(name)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await
+    .context("sampling a run's errors")
+}
+
 /// The most recent runs, newest first.
 pub async fn recent_runs(store: &Store, limit: i64) -> Result<Vec<RunRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -363,6 +363,7 @@ pub fn render_health(h: &SyncHealth, options: &PageOptions) -> String {
         clock: match h.clock {
             crate::plan::health::ClockSource::Tmdb => "TMDb's clock",
             crate::plan::health::ClockSource::Database => "the database's clock",
+            crate::plan::health::ClockSource::Cluster => "the cluster's clock",
         },
         h,
     };

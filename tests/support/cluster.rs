@@ -68,6 +68,10 @@ pub struct Cluster {
 }
 
 static SHARED: OnceLock<Cluster> = OnceLock::new();
+static REAL_NODE: OnceLock<Cluster> = OnceLock::new();
+
+/// The Node that `scripts/testenv-node.sh` registers (a real kubelet).
+pub const KUBELET_NODE_NAME: &str = "tmdbsync-kubelet";
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -164,10 +168,17 @@ impl Cluster {
     /// agent (once per machine) when needed. Blocks (seconds on the first call); safe to call from
     /// sync code, from inside any tokio runtime and from many threads or processes at once.
     pub fn shared() -> &'static Cluster {
-        SHARED.get_or_init(Cluster::start)
+        SHARED.get_or_init(|| Cluster::start(false))
     }
 
-    fn start() -> Cluster {
+    /// The machine's test control plane with a real node instead of the node agent
+    /// (`scripts/testenv-node.sh up`: containerd, runc, CNI, a kubelet and kube-scheduler); the
+    /// opt-in tier of `tests/kubelet_node.rs`. Never in the same process as [`Cluster::shared`].
+    pub fn real_node() -> &'static Cluster {
+        REAL_NODE.get_or_init(|| Cluster::start(true))
+    }
+
+    fn start(real_node: bool) -> Cluster {
         let t0 = Instant::now();
         let script = repo_root().join("scripts/testenv.sh");
         run_checked(Command::new(&script).arg("up"), "scripts/testenv.sh up");
@@ -200,7 +211,14 @@ impl Cluster {
             config,
             agent_pid: 0,
         };
-        cluster.agent_pid = cluster.ensure_agent();
+        if real_node {
+            run_checked(
+                Command::new(repo_root().join("scripts/testenv-node.sh")).arg("up"),
+                "scripts/testenv-node.sh up",
+            );
+        } else {
+            cluster.agent_pid = cluster.ensure_agent();
+        }
         eprintln!(
             "[cluster] ready in {:.1}s (KUBECONFIG={}, node agent pid {})",
             t0.elapsed().as_secs_f64(),

@@ -26,6 +26,10 @@ pub struct TestDb {
     run_as: Option<String>,
     /// Commits wait for the WAL flush, so a crash (immediate stop) loses no acknowledged commit.
     durable: bool,
+    /// Also listens on 127.0.0.1 at this port (for clients that cannot reach the socket).
+    tcp_port: Option<u16>,
+    /// Another address it listens on (with `tcp_port`), e.g. a bridge that pods reach.
+    extra_listen: Option<String>,
     pub url: String,
 }
 
@@ -61,16 +65,35 @@ fn command_stdout(cmd: &mut Command) -> String {
 impl TestDb {
     /// Starts a server (as the `postgres` user when we are root: initdb refuses root).
     pub fn start() -> TestDb {
-        Self::start_with(false)
+        Self::start_with(false, None)
+    }
+
+    /// Starts a server that also listens on 127.0.0.1 at a free port (see [`TestDb::tcp_port`]),
+    /// for clients in a container; `url` stays the socket's.
+    pub fn start_tcp() -> TestDb {
+        Self::start_with(false, Some(free_port()))
+    }
+
+    /// [`TestDb::start_tcp`], also listening on `addr` (an address of this machine) and trusting
+    /// clients on the networks this machine is directly connected to (pg_hba `samenet`).
+    pub fn start_tcp_on(addr: &str) -> TestDb {
+        let mut db = Self::start_with(false, Some(free_port()));
+        db.extra_listen = Some(addr.to_string());
+        let hba = db.data_dir().join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+        rules.push_str("host all all samenet trust\n");
+        std::fs::write(&hba, rules).expect("write pg_hba.conf");
+        db.restart_fast();
+        db
     }
 
     /// Starts a server whose acknowledged commits survive a crash (`synchronous_commit=on`), for
     /// tests that stop it with `-m immediate` while it is written to.
     pub fn start_durable() -> TestDb {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(durable: bool) -> TestDb {
+    fn start_with(durable: bool, tcp_port: Option<u16>) -> TestDb {
         let bin = pg_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("tmdbsync-pg-")
@@ -88,14 +111,18 @@ impl TestDb {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown temp dir");
         }
         let db = TestDb {
+            // The socket's name carries the port.
             url: format!(
-                "postgres:///postgres?host={}&user=postgres",
-                dir.path().display()
+                "postgres:///postgres?host={}&user=postgres{}",
+                dir.path().display(),
+                tcp_port.map(|p| format!("&port={p}")).unwrap_or_default()
             ),
             dir,
             bin,
             run_as,
             durable,
+            tcp_port,
+            extra_listen: None,
         };
         let data = db.data_dir();
         db.pg(
@@ -126,6 +153,11 @@ impl TestDb {
         self.dir.path()
     }
 
+    /// The TCP port on 127.0.0.1 of a server started with [`TestDb::start_tcp`].
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.tcp_port
+    }
+
     fn pg(&self, tool: &str, args: &[&str]) {
         let exe = self.bin.join(tool);
         let mut cmd = match &self.run_as {
@@ -149,8 +181,15 @@ impl TestDb {
     }
 
     fn start_server(&self) {
+        let listen = match self.tcp_port {
+            Some(port) => match &self.extra_listen {
+                Some(addr) => format!("-c listen_addresses=127.0.0.1,{addr} -p {port}"),
+                None => format!("-c listen_addresses=127.0.0.1 -p {port}"),
+            },
+            None => "-c listen_addresses=''".to_string(),
+        };
         let opts = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit={} -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB",
+            "-k {} {listen} -c fsync=off -c synchronous_commit={} -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB",
             self.dir.path().display(),
             if self.durable { "on" } else { "off" }
         );
