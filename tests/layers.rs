@@ -35,27 +35,29 @@ fn offending(dir: &str, forbidden: &[&str]) -> Vec<String> {
     hits
 }
 
+/// What the pure layers (`plan`, `model`) may not import: an I/O crate or a module that does I/O.
+const IO_CRATES_AND_MODULES: &[&str] = &[
+    "crate::store",
+    "crate::stage",
+    "crate::controller",
+    "crate::tmdb",
+    "crate::omdb",
+    "crate::web",
+    "crate::sim",
+    "sqlx::",
+    "reqwest::",
+    "kube::",
+    "tokio::",
+    "hyper::",
+    "axum::",
+    "std::fs",
+    "std::net",
+    "std::process",
+];
+
 #[test]
 fn plan_imports_no_io_crate_or_io_module() {
-    let forbidden = [
-        "crate::store",
-        "crate::stage",
-        "crate::controller",
-        "crate::tmdb",
-        "crate::omdb",
-        "crate::web",
-        "crate::sim",
-        "sqlx::",
-        "reqwest::",
-        "kube::",
-        "tokio::",
-        "hyper::",
-        "axum::",
-        "std::fs",
-        "std::net",
-        "std::process",
-    ];
-    let hits = offending("src/plan", &forbidden);
+    let hits = offending("src/plan", IO_CRATES_AND_MODULES);
     assert!(
         hits.is_empty(),
         "plan/ must stay pure:\n{}",
@@ -106,22 +108,7 @@ fn the_store_writes_domain_records_not_the_clients_wire_types() {
 
 #[test]
 fn the_domain_records_need_no_io_and_no_client() {
-    let forbidden = [
-        "crate::store",
-        "crate::stage",
-        "crate::controller",
-        "crate::tmdb",
-        "crate::omdb",
-        "crate::web",
-        "crate::sim",
-        "sqlx::",
-        "reqwest::",
-        "kube::",
-        "tokio::",
-        "std::fs",
-        "std::net",
-    ];
-    let hits = offending("src/model", &forbidden);
+    let hits = offending("src/model", IO_CRATES_AND_MODULES);
     assert!(
         hits.is_empty(),
         "model/ must stay pure:\n{}",
