@@ -50,6 +50,19 @@ pub async fn report_of(
     Ok(SyncReport::build(&inputs, facts, days))
 }
 
+/// A report download rendered by `render` (JSON or CSV), or 503 with the reason.
+async fn report_response(
+    store: &Store,
+    facts: &SyncFacts,
+    days: u32,
+    render: fn(&SyncReport) -> Response,
+) -> Response {
+    match report_of(store, facts, days).await {
+        Ok(report) => render(&report),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
 /// The page as one self-contained file (`tmdbsync status --format html`): no refresh, no links
 /// to downloads.
 pub fn health_file(health: &SyncHealth) -> String {
@@ -187,10 +200,7 @@ pub fn database_routes(store: Store, facts: SyncFacts) -> Router {
             "/report.json",
             get(
                 |State(db): State<Database>, Query(q): Query<ReportQuery>| async move {
-                    match report_of(&db.store, &db.facts, q.days()).await {
-                        Ok(r) => pretty_json(&r),
-                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-                    }
+                    report_response(&db.store, &db.facts, q.days(), pretty_json).await
                 },
             ),
         )
@@ -198,10 +208,7 @@ pub fn database_routes(store: Store, facts: SyncFacts) -> Router {
             "/report.csv",
             get(
                 |State(db): State<Database>, Query(q): Query<ReportQuery>| async move {
-                    match report_of(&db.store, &db.facts, q.days()).await {
-                        Ok(r) => csv_response(&r),
-                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-                    }
+                    report_response(&db.store, &db.facts, q.days(), csv_response).await
                 },
             ),
         )
@@ -305,10 +312,7 @@ pub fn controller_routes(dir: Arc<dyn SyncDirectory>) -> Router {
                         Ok(found) => found,
                         Err(r) => return r,
                     };
-                    match report_of(&store, &facts, q.days()).await {
-                        Ok(r) => pretty_json(&r),
-                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-                    }
+                    report_response(&store, &facts, q.days(), pretty_json).await
                 },
             ),
         )
@@ -322,10 +326,7 @@ pub fn controller_routes(dir: Arc<dyn SyncDirectory>) -> Router {
                         Ok(found) => found,
                         Err(r) => return r,
                     };
-                    match report_of(&store, &facts, q.days()).await {
-                        Ok(r) => csv_response(&r),
-                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-                    }
+                    report_response(&store, &facts, q.days(), csv_response).await
                 },
             ),
         )
