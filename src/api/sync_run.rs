@@ -182,6 +182,10 @@ pub struct SyncRunStatus {
     /// The Job executing the run (same name as the run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
+    /// The run's row in Postgres (`sync_runs.id`), once its Job has opened it: the `run_id` of
+    /// the report downloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
     /// When its Job was created (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date-time"))]

@@ -368,6 +368,7 @@ async fn mirror_counters(
     let Some(row) = runs::get_run_by_name(store, &run.name_any()).await? else {
         return Ok(());
     };
+    next.run_id = Some(row.id);
     next.pages_total = row.pages_total.max(next.pages_total);
     next.pages_processed = row.pages_processed;
     next.movies_imported = row.movies_imported;

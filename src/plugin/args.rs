@@ -55,9 +55,13 @@ pub enum Command {
     Status {
         /// The TmdbSync.
         name: Option<String>,
-        /// Prints it again whenever the TmdbSync or one of its runs changes.
+        /// Prints it again whenever the TmdbSync or one of its runs changes, until Ctrl-C (or
+        /// SIGTERM) or `--timeout`; either ends it with exit 0 after a whole frame.
         #[arg(short = 'w', long)]
         watch: bool,
+        /// With `-w`: stop watching after this long, e.g. `10m`, `1h` (default: until Ctrl-C).
+        #[arg(long, value_parser = parse_since, requires = "watch")]
+        timeout: Option<TimeDelta>,
     },
     /// One row per SyncRun: type, trigger, phase, pages, imported, skipped, errors, duration,
     /// started; newest first.
@@ -253,8 +257,19 @@ mod tests {
             cli.command,
             Command::Status {
                 name: Some(_),
-                watch: false
+                watch: false,
+                timeout: None
             }
+        ));
+        let cli = Cli::try_parse_from(["kubectl-tmdbsync", "status", "-w", "--timeout", "90s"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Status {
+                name: None,
+                watch: true,
+                timeout: Some(t)
+            } if t == TimeDelta::seconds(90)
         ));
         let cli = Cli::try_parse_from([
             "kubectl-tmdbsync",
@@ -287,6 +302,8 @@ mod tests {
                 "yesterday",
             ],
             vec!["kubectl-tmdbsync", "runs", "--since", "a week"],
+            // --timeout bounds a watch: alone it means nothing.
+            vec!["kubectl-tmdbsync", "status", "--timeout", "1m"],
         ] {
             let e = Cli::try_parse_from(&bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");

@@ -32,9 +32,18 @@ pub async fn run(cli: Cli) -> Result<(), PluginError> {
         all: cli.global.all_namespaces,
         output: cli.global.output,
         colour: Colour::detect(),
+        terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
     };
+    across_namespaces(&cli)?;
     match cli.command {
-        Command::Status { name, watch } => k.status(name.as_deref(), watch).await,
+        Command::Status {
+            name,
+            watch,
+            timeout,
+        } => {
+            let bound = timeout.and_then(|t| t.to_std().ok());
+            k.status(name.as_deref(), watch, bound).await
+        }
         Command::Runs { name, since } => k.runs(name.as_deref(), since).await,
         Command::Describe { run } => k.describe(&run).await,
         Command::Pause { name } => k.suspend(&name, true).await,
@@ -44,6 +53,54 @@ pub async fn run(cli: Cli) -> Result<(), PluginError> {
         Command::Report { name, days } => k.report(&name, days).await,
     }
 }
+
+/// `-A` lists: it goes with `status` and `runs` without a NAME, as kubectl refuses to get a
+/// named object across all namespaces.
+fn across_namespaces(cli: &Cli) -> Result<(), PluginError> {
+    if !cli.global.all_namespaces {
+        return Ok(());
+    }
+    match &cli.command {
+        Command::Status { name: None, .. } | Command::Runs { name: None, .. } => Ok(()),
+        Command::Status { .. } | Command::Runs { .. } => Err(PluginError::Usage(
+            "a TmdbSync cannot be named across all namespaces: use -n NAMESPACE with NAME, or -A without it".into(),
+        )),
+        _ => Err(PluginError::Usage(
+            "-A applies to `status` and `runs` without NAME; use -n NAMESPACE".into(),
+        )),
+    }
+}
+
+/// Writes `text` to stdout; `Ok(false)` when the reader went away (a closed pipe, e.g. `| head`),
+/// which ends a command quietly instead of with a panic.
+fn emit(text: &str) -> Result<bool, PluginError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(PluginError::Output(e.to_string())),
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: how a person or a supervisor asks a watch to stop.
+async fn stop_asked() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// How often `status -w` looks for changes.
+const WATCH_POLL: Duration = Duration::from_secs(2);
 
 /// The client from the kubeconfig (`--kubeconfig`, `--context`) or, inside a pod, its service
 /// account; with timeouts, and the namespace the context names.
@@ -78,6 +135,8 @@ struct Kube {
     all: bool,
     output: Option<Output>,
     colour: Colour,
+    /// stdout is a terminal: watch frames redraw the screen.
+    terminal: bool,
 }
 
 fn encode(value: &impl Serialize, output: Output) -> Result<String, PluginError> {
@@ -167,12 +226,54 @@ impl Kube {
         Ok(out)
     }
 
-    async fn status(&self, name: Option<&str>, watch: bool) -> Result<(), PluginError> {
+    /// `status`, and with `watch` its frames: one whenever the resource versions of the syncs
+    /// or their runs change, until asked to stop, `bound` passes or the reader goes away. A
+    /// frame is written whole (no await inside), so stopping never cuts one.
+    async fn status(
+        &self,
+        name: Option<&str>,
+        watch: bool,
+        bound: Option<Duration>,
+    ) -> Result<(), PluginError> {
         let output = self.structured()?;
-        let mut last_seen = String::new();
-        loop {
-            let syncs = self.syncs(name).await?;
-            // What changed: the resource versions of the syncs and their runs.
+        if !watch {
+            self.status_frame(name, output, None).await?;
+            return Ok(());
+        }
+        let frames = async {
+            let mut last_seen = None;
+            while self
+                .status_frame(name, output, Some(&mut last_seen))
+                .await?
+            {
+                tokio::time::sleep(WATCH_POLL).await;
+            }
+            Ok::<(), PluginError>(())
+        };
+        let until_bound = async {
+            match bound {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = frames => r,
+            () = stop_asked() => Ok(()),
+            () = until_bound => Ok(()),
+        }
+    }
+
+    /// Prints the status; when watching, only if what it is built from (the resource versions)
+    /// changed since `last_seen`, which it updates. `Ok(false)` when stdout is closed.
+    async fn status_frame(
+        &self,
+        name: Option<&str>,
+        output: Output,
+        last_seen: Option<&mut Option<String>>,
+    ) -> Result<bool, PluginError> {
+        let syncs = self.syncs(name).await?;
+        let watching = last_seen.is_some();
+        if let Some(last) = last_seen {
             let seen: String = syncs
                 .iter()
                 .flat_map(|(s, runs)| {
@@ -182,39 +283,52 @@ impl Kube {
                 .map(|v| v.unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join(",");
-            if seen != last_seen {
-                last_seen = seen;
-                let now = Utc::now();
-                let healths: Vec<_> = syncs
-                    .iter()
-                    .map(|(s, runs)| (s, model::health(s, runs, now)))
-                    .collect();
-                let text = if output == Output::Text {
-                    if healths.is_empty() {
-                        format!("No TmdbSyncs found in namespace {:?}.\n", self.ns)
-                    } else {
-                        healths
-                            .iter()
-                            .map(|(s, h)| render::status(s, h, self.colour))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    }
-                } else if name.is_some() {
-                    encode(&healths[0].1, output)?
-                } else {
-                    let all: Vec<_> = healths.iter().map(|(_, h)| h).collect();
-                    encode(&all, output)?
-                };
-                print!("{text}");
-                if watch && output == Output::Text {
-                    println!("{}", "─".repeat(60));
-                }
+            if last.as_deref() == Some(seen.as_str()) {
+                return Ok(true);
             }
-            if !watch {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            *last = Some(seen);
         }
+        let now = Utc::now();
+        let healths: Vec<_> = syncs
+            .iter()
+            .map(|(s, runs)| (s, model::health(s, runs, now)))
+            .collect();
+        let text = if output == Output::Text {
+            if healths.is_empty() {
+                let place = if self.all {
+                    "any namespace".to_string()
+                } else {
+                    format!("namespace {:?}", self.ns)
+                };
+                format!("No TmdbSyncs found in {place}.\n")
+            } else {
+                healths
+                    .iter()
+                    .map(|(s, h)| render::status(s, h, self.colour))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        } else if name.is_some() {
+            encode(&healths[0].1, output)?
+        } else {
+            let all: Vec<_> = healths.iter().map(|(_, h)| h).collect();
+            encode(&all, output)?
+        };
+        if !watching || output != Output::Text {
+            return emit(&text);
+        }
+        // A watch frame: on a terminal it replaces the last one; elsewhere frames follow one
+        // another, each closed by a rule.
+        let header = format!(
+            "Updated {} UTC; watching (Ctrl-C stops)\n\n",
+            now.format("%Y-%m-%d %H:%M:%S")
+        );
+        let frame = if self.terminal {
+            format!("\x1b[H\x1b[2J{header}{text}")
+        } else {
+            format!("{header}{text}{}\n", "─".repeat(60))
+        };
+        emit(&frame)
     }
 
     async fn runs(
@@ -242,8 +356,7 @@ impl Kube {
             Output::Text => render::runs_table(&rows, self.all, name.is_none(), self.colour),
             o => encode(&rows, o)?,
         };
-        print!("{text}");
-        Ok(())
+        emit(&text).map(drop)
     }
 
     async fn describe(&self, name: &str) -> Result<(), PluginError> {
@@ -300,8 +413,7 @@ impl Kube {
             Output::Text => describe::text(&d, self.colour),
             o => encode(&d, o)?,
         };
-        print!("{text}");
-        Ok(())
+        emit(&text).map(drop)
     }
 
     async fn suspend(&self, name: &str, suspend: bool) -> Result<(), PluginError> {
@@ -454,7 +566,6 @@ impl Kube {
             }
             Some(o) => encode(&report, o)?,
         };
-        print!("{text}");
-        Ok(())
+        emit(&text).map(drop)
     }
 }

@@ -44,14 +44,14 @@ pub fn phase(run: &SyncRun) -> RunPhase {
         .unwrap_or(RunPhase::Pending)
 }
 
-/// A SyncRun as the panel and the report list runs. The database id is not in the cluster: runs
-/// are named instead (`id` is 0).
+/// A SyncRun as the panel and the report list runs. `id` is the `sync_runs.id` the controller
+/// mirrors into `status.runId`, 0 before the run's Job has opened its row.
 pub fn run_summary(run: &SyncRun, now: DateTime<Utc>) -> RunSummary {
     let status = run.status.clone().unwrap_or_default();
     let started = started_at(run).unwrap_or(now);
     let completed = status.completed_at.as_deref().and_then(parse_time);
     RunSummary {
-        id: 0,
+        id: status.run_id.unwrap_or(0),
         name: Some(run.name_any()),
         run_type: format!("{:?}", run.spec.run_type).to_lowercase(),
         trigger: format!("{:?}", run.spec.trigger).to_lowercase(),
@@ -329,17 +329,24 @@ pub(crate) mod tests {
     #[test]
     fn a_report_has_every_day_and_the_started_runs() {
         let s = sync(serde_json::json!({}), false);
-        let runs = [
+        let mut runs = [
             run("a", "Delta", "Succeeded", "2026-03-05T02:00:00Z", 3),
             run("b", "Bulk", "Running", "2026-03-07T02:00:00Z", 4),
         ];
+        // The controller mirrors the row's id once the Job opened it; before, the id is 0.
+        runs[0].status.as_mut().unwrap().run_id = Some(41);
         let r = crate::plan::health::SyncReport::build(
             &report_inputs(&s, &runs, now()),
             &crate::plan::facts::sync_facts(&s),
             30,
         );
         assert_eq!(r.day_rows.len(), 30);
-        assert_eq!(r.run_rows.len(), 2);
+        let ids: Vec<(i64, Option<&str>)> = r
+            .run_rows
+            .iter()
+            .map(|r| (r.id, r.name.as_deref()))
+            .collect();
+        assert_eq!(ids, [(41, Some("a")), (0, Some("b"))]);
         assert_eq!(r.totals.imported, 7);
         assert_eq!(r.day_rows.last().unwrap().status.as_str(), "running");
     }
