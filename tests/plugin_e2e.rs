@@ -22,17 +22,23 @@ use support::{TestDb, ids, scalar, sim_get, sim_post, start_sim};
 use tmdbsync::api::sync_run::Trigger;
 use tmdbsync::api::{RunPhase, SyncPhase, SyncRun, TmdbSync};
 use tmdbsync::plan::reset::RESET_REQUESTED_AT;
+use tmdbsync::sim::SimHandle;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-tmdbsync");
 
-/// The command `kubectl tmdbsync ARGS` with the plugin's directory first in PATH.
-fn plugin_command(cluster: &Cluster, args: &[&str]) -> Command {
+/// PATH with the plugin's directory first.
+fn plugin_path() -> String {
     let dir = Path::new(PLUGIN).parent().unwrap();
-    let path = format!(
+    format!(
         "{}:{}",
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
-    );
+    )
+}
+
+/// The command `kubectl tmdbsync ARGS` with the plugin's directory first in PATH.
+fn plugin_command(cluster: &Cluster, args: &[&str]) -> Command {
+    let path = plugin_path();
     let mut cmd = Command::new(cluster.kubectl_path());
     cmd.arg("tmdbsync")
         .args(args)
@@ -45,9 +51,7 @@ fn plugin_command(cluster: &Cluster, args: &[&str]) -> Command {
 
 /// `kubectl tmdbsync ARGS`; (exit code, stdout, stderr).
 fn kubectl_tmdbsync(cluster: &Cluster, args: &[&str]) -> (i32, String, String) {
-    let out = plugin_command(cluster, args)
-        .output()
-        .expect("run kubectl");
+    let out = plugin_command(cluster, args).output().expect("run kubectl");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (
         out.status.code().unwrap_or(-1),
@@ -73,6 +77,58 @@ fn created_run(out: &str) -> String {
         .to_string()
 }
 
+/// A namespace with its controller, a private Postgres, a simulator of 100 movies and TmdbSync
+/// [`SYNC`] (its manifest changed by `sync`).
+struct Setup {
+    ns: TestNamespace,
+    db: TestDb,
+    sim: SimHandle,
+    runs: Api<SyncRun>,
+    syncs: Api<TmdbSync>,
+    _controller: ControllerProcess,
+}
+
+impl Setup {
+    async fn start(
+        cluster: &Cluster,
+        prefix: &str,
+        seed: u64,
+        sync: impl FnOnce(Manifest) -> Manifest,
+    ) -> Setup {
+        install_crds(cluster);
+        let ns = cluster.namespace(prefix);
+        let db = TestDb::start();
+        let sim = start_sim(100, seed).await;
+        apply_secrets(cluster, &ns, &format!("plugin-e2e-key-{seed}"), &db.url);
+        let controller = ControllerProcess::start(cluster, &ns, &[]);
+        apply(cluster, &ns, &sync(tmdb_sync(&sim)));
+        let client = cluster.client();
+        Setup {
+            runs: Api::namespaced(client.clone(), &ns),
+            syncs: Api::namespaced(client, &ns),
+            ns,
+            db,
+            sim,
+            _controller: controller,
+        }
+    }
+}
+
+/// Runs a confirmed `kubectl tmdbsync reset …` and waits until the controller acknowledges its
+/// token in `status.lastHandledResetAt`.
+async fn reset_acknowledged(cluster: &Cluster, syncs: &Api<TmdbSync>, args: &[&str]) {
+    let out = ok(cluster, args);
+    assert!(out.contains("Requested"), "{out}");
+    let token = syncs.get(SYNC).await.unwrap().annotations()[RESET_REQUESTED_AT].clone();
+    wait_for(syncs, SYNC, Duration::from_secs(60), |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.last_handled_reset_at.as_deref())
+            == Some(&token)
+    })
+    .await;
+}
+
 async fn scheduled_runs(runs: &Api<SyncRun>) -> Vec<String> {
     runs.list(&ListParams::default())
         .await
@@ -87,16 +143,14 @@ async fn scheduled_runs(runs: &Api<SyncRun>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_works_through_kubectl_and_pause_stops_scheduling_until_resume() {
     let cluster = Cluster::shared();
-    install_crds(cluster);
-    let ns = cluster.namespace("e2e-plugin");
-    let db = TestDb::start();
-    let sim = start_sim(100, 11).await;
-    apply_secrets(cluster, &ns, "plugin-e2e-key-91c2", &db.url);
-    let _controller = ControllerProcess::start(cluster, &ns, &[]);
-    apply(cluster, &ns, &tmdb_sync(&sim));
-    let client = cluster.client();
-    let runs: Api<SyncRun> = Api::namespaced(client.clone(), &ns);
-    let syncs: Api<TmdbSync> = Api::namespaced(client.clone(), &ns);
+    let Setup {
+        ns,
+        db: _db,
+        sim,
+        runs,
+        syncs,
+        _controller,
+    } = Setup::start(cluster, "e2e-plugin", 11, |m| m).await;
     let n = ns.name();
 
     // run-now: a Manual run the controller adopts, printed with how to follow it.
@@ -208,18 +262,11 @@ async fn every_command_works_through_kubectl_and_pause_stops_scheduling_until_re
     let sync = syncs.get(SYNC).await.unwrap();
     assert!(!sync.annotations().contains_key(RESET_REQUESTED_AT));
     sim_post(&sim, "/__sim/stats/reset", serde_json::json!({})).await;
-    let out = ok(
+    reset_acknowledged(
         cluster,
+        &syncs,
         &["reset", SYNC, "--bulk", "-n", n, "--confirm=cinegraph"],
-    );
-    assert!(out.contains("Requested"), "{out}");
-    let token = syncs.get(SYNC).await.unwrap().annotations()[RESET_REQUESTED_AT].clone();
-    wait_for(&syncs, SYNC, Duration::from_secs(60), |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.last_handled_reset_at.as_deref())
-            == Some(&token)
-    })
+    )
     .await;
     let reset_run = eventually("the reset's bulk run", Duration::from_secs(30), || {
         let runs = runs.clone();
@@ -322,9 +369,7 @@ fn frames(out: &str) -> Vec<&str> {
 fn run_status<'a>(frame: &'a str, run: &str) -> Option<&'a str> {
     frame.lines().find_map(|l| {
         let mut words = l.split_whitespace();
-        (words.next() == Some(run))
-            .then(|| words.nth(1))
-            .flatten()
+        (words.next() == Some(run)).then(|| words.nth(1)).flatten()
     })
 }
 
@@ -387,7 +432,10 @@ impl Background {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "no exit {timeout:?} after SIGINT");
+            assert!(
+                Instant::now() < deadline,
+                "no exit {timeout:?} after SIGINT"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let mut err = String::new();
@@ -420,22 +468,19 @@ fn touched(report: &Value) -> BTreeSet<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl() {
     let cluster = Cluster::shared();
-    install_crds(cluster);
-    let ns = cluster.namespace("e2e-plugin-more");
-    let other = cluster.namespace("e2e-plugin-other");
-    let db = TestDb::start();
-    let sim = start_sim(100, 23).await;
-    apply_secrets(cluster, &ns, "plugin-e2e-key-5e0a", &db.url);
-    let _controller = ControllerProcess::start(cluster, &ns, &[]);
     // No stale refetches: a delta run fetches exactly what the changes feed lists.
-    apply(
-        cluster,
-        &ns,
-        &tmdb_sync(&sim).set("spec.refresh.staleMoviesPerDay", json!(0)),
-    );
-    let client = cluster.client();
-    let runs: Api<SyncRun> = Api::namespaced(client.clone(), &ns);
-    let syncs: Api<TmdbSync> = Api::namespaced(client.clone(), &ns);
+    let Setup {
+        ns,
+        db,
+        sim,
+        runs,
+        syncs,
+        _controller,
+    } = Setup::start(cluster, "e2e-plugin-more", 23, |m| {
+        m.set("spec.refresh.staleMoviesPerDay", json!(0))
+    })
+    .await;
+    let other = cluster.namespace("e2e-plugin-other");
     let n = ns.name();
 
     // The catalog, every page, then 20 simulated days of changes (3, then 17) and a delta run
@@ -495,18 +540,11 @@ async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl(
         "a wrong --confirm does nothing"
     );
     let confirm = format!("--confirm={SYNC}");
-    let out = ok(
+    reset_acknowledged(
         cluster,
+        &syncs,
         &["reset", SYNC, "--delta-since", &day, "-n", n, &confirm],
-    );
-    assert!(out.contains("Requested"), "{out}");
-    let token = syncs.get(SYNC).await.unwrap().annotations()[RESET_REQUESTED_AT].clone();
-    wait_for(&syncs, SYNC, Duration::from_secs(60), |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.last_handled_reset_at.as_deref())
-            == Some(&token)
-    })
+    )
     .await;
     // The first delta recorded days start..today-1; the reset forgot those from `since` on.
     let messages = cluster.kubectl_ok([
@@ -545,6 +583,30 @@ async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl(
     assert!(
         fetched.is_subset(&late) && fetched.is_disjoint(&early_only),
         "fetched {fetched:?}; touched from {day} on: {late:?}; only before: {early_only:?}"
+    );
+
+    // run-now --window: a delta over the days asked for only (the first three), leaving the
+    // watermark where it is.
+    sim_post(&sim, "/__sim/stats/reset", json!({})).await;
+    let (from, to) = (start + Days::new(1), start + Days::new(3));
+    let window = format!("{from}..{to}");
+    let out = ok(
+        cluster,
+        &[
+            "run-now", SYNC, "--type", "delta", "--window", &window, "-n", n,
+        ],
+    );
+    assert!(out.contains(&format!("days {from}..{to}")), "{out}");
+    let done = run_succeeded(&runs, &created_run(&out), Duration::from_secs(120)).await;
+    let message = done.status.unwrap().message.unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("changes {from} to {to}:")),
+        "{message}"
+    );
+    let fetched = ids(&sim_get(&sim, "/__sim/stats?ids=true").await["details_ids"]);
+    assert!(
+        !fetched.is_empty() && fetched.is_subset(&early),
+        "fetched {fetched:?}; touched in the window: {early:?}"
     );
 
     // -A: every namespace, with a NAMESPACE column; a sync there that no controller watches
@@ -592,11 +654,14 @@ async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl(
     for bad in [
         vec!["status", SYNC, "-A"],
         vec!["runs", SYNC, "-A"],
-        vec!["describe", &replay, "-A"],
+        vec!["describe", replay.as_str(), "-A"],
     ] {
         let (code, _, err) = kubectl_tmdbsync(cluster, &bad);
         assert_eq!(code, 2, "{bad:?}: {err}");
-        assert!(err.contains("-A") || err.contains("all namespaces"), "{err}");
+        assert!(
+            err.contains("-A") || err.contains("all namespaces"),
+            "{err}"
+        );
     }
     other.cleanup();
 
@@ -650,7 +715,7 @@ async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl(
         "delete",
         "pods",
         "-l",
-        &format!("job-name={failed}"),
+        format!("job-name={failed}").as_str(),
         "--wait=false",
     ]);
     let done = run_finished(&runs, &failed, Duration::from_secs(120)).await;
@@ -735,17 +800,99 @@ async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl(
         kubectl_tmdbsync(cluster, &["status", SYNC, "-n", n, "-w", "--timeout", "3s"]);
     assert_eq!(code, 0, "{err}");
     assert!(began.elapsed() >= Duration::from_secs(3));
+    assert!(!frames(&out).is_empty() && out.ends_with(&rule()), "{out}");
+
+    // Colours only on a terminal (script(1) gives the command one), and never with NO_COLOR.
+    let on_terminal = |no_color: bool| {
+        let line = format!(
+            "{} tmdbsync runs {SYNC} -n {n}",
+            cluster.kubectl_path().display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .env("PATH", plugin_path())
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("script(1)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = on_terminal(false);
     assert!(
-        !frames(&out).is_empty() && out.ends_with(&rule()),
-        "{out}"
+        coloured.contains("\x1b[31mFailed\x1b[0m") && coloured.contains("\x1b[32mSucceeded"),
+        "{coloured:?}"
     );
+    let plain = on_terminal(true);
+    assert!(
+        plain.contains("Failed") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+
+    // RBAC decides who may act: a ServiceAccount that may only read, through its own token.
+    cluster.kubectl_ok(["-n", n, "create", "serviceaccount", "viewer"]);
+    cluster.kubectl_ok([
+        "-n",
+        n,
+        "create",
+        "role",
+        "tmdbsync-viewer",
+        "--verb=get,list,watch",
+        "--resource=tmdbsyncs.tmdbsync.io,syncruns.tmdbsync.io,jobs.batch,pods,events",
+    ]);
+    cluster.kubectl_ok([
+        "-n",
+        n,
+        "create",
+        "rolebinding",
+        "tmdbsync-viewer",
+        "--role=tmdbsync-viewer",
+        format!("--serviceaccount={n}:viewer").as_str(),
+    ]);
+    let token = cluster.kubectl_ok(["-n", n, "create", "token", "viewer"]);
+    let mut kubeconfig: Value = serde_json::from_str(&cluster.kubectl_ok([
+        "config",
+        "view",
+        "--raw",
+        "--minify",
+        "--flatten",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    kubeconfig["users"][0]["user"] = json!({"token": token.trim()});
+    let viewer = std::env::temp_dir().join(format!("plugin-viewer-{n}.kubeconfig"));
+    std::fs::write(&viewer, kubeconfig.to_string()).unwrap();
+    let viewer = viewer.to_str().unwrap();
+    let out = ok(cluster, &["status", SYNC, "-n", n, "--kubeconfig", viewer]);
+    assert!(out.contains("SYNC HEALTH"), "{out}");
+    ok(
+        cluster,
+        &["describe", &failed, "-n", n, "--kubeconfig", viewer],
+    );
+    for act in [
+        vec!["pause", SYNC],
+        vec!["run-now", SYNC, "--type", "delta"],
+        vec!["reset", SYNC, "--bulk", "--confirm=cinegraph"],
+    ] {
+        let mut args = act.clone();
+        args.extend(["-n", n, "--kubeconfig", viewer]);
+        let (code, _, err) = kubectl_tmdbsync(cluster, &args);
+        assert_eq!(code, 1, "{act:?}: {err}");
+        assert!(err.contains("forbidden"), "{act:?}: {err}");
+    }
+    let _ = std::fs::remove_file(viewer);
+    assert!(!syncs.get(SYNC).await.unwrap().spec.suspend);
 
     // report: run rows carry the database's run id (status.runId).
     let report: Value =
         serde_json::from_str(&ok(cluster, &["report", SYNC, "-n", n, "-o", "json"])).unwrap();
     let store = db.store().await;
     let rows = report["run_rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert_eq!(rows.len(), 6, "{rows:?}");
     for r in rows {
         let name = r["name"].as_str().unwrap();
         let id = scalar(

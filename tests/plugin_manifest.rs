@@ -154,7 +154,11 @@ fn krew_install(p: &Value, archive: &Path, into: &Path) -> PathBuf {
         .arg(&unpacked));
     for f in p["files"].as_array().unwrap() {
         let from = unpacked.join(f["from"].as_str().unwrap());
-        assert!(from.exists(), "files.from {} is not in the archive", f["from"]);
+        assert!(
+            from.exists(),
+            "files.from {} is not in the archive",
+            f["from"]
+        );
         let to = installed.join(f["to"].as_str().unwrap());
         std::fs::create_dir_all(&to).unwrap();
         std::fs::rename(&from, to.join(from.file_name().unwrap())).unwrap();
@@ -168,7 +172,10 @@ fn the_package_script_writes_a_krew_manifest_whose_archives_install_a_working_pl
     let out = tmp.path().join("dist");
     let version = format!("v{}", env!("CARGO_PKG_VERSION"));
     // Two platforms, to see one block each (the second is the same file: only the layout counts).
-    let binaries = [format!("{}={PLUGIN}", host()), format!("darwin/arm64={PLUGIN}")];
+    let binaries = [
+        format!("{}={PLUGIN}", host()),
+        format!("darwin/arm64={PLUGIN}"),
+    ];
     let m = package_ok(&out, &binaries, &[("TMDBSYNC_RELEASE_URL", RELEASE)]);
     validate(&m).unwrap();
     assert_eq!(m["spec"]["version"], version.as_str());
@@ -223,7 +230,10 @@ fn the_package_script_writes_a_krew_manifest_whose_archives_install_a_working_pl
     // Installed as krew would, the host's platform runs and ships the license.
     let bin = krew_install(
         &platforms[0],
-        &out.join(format!("kubectl-tmdbsync-{}.tar.gz", host().replace('/', "-"))),
+        &out.join(format!(
+            "kubectl-tmdbsync-{}.tar.gz",
+            host().replace('/', "-")
+        )),
         tmp.path(),
     );
     let said = run(Command::new(&bin).arg("--version"));

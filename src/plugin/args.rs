@@ -261,8 +261,8 @@ mod tests {
                 timeout: None
             }
         ));
-        let cli = Cli::try_parse_from(["kubectl-tmdbsync", "status", "-w", "--timeout", "90s"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["kubectl-tmdbsync", "status", "-w", "--timeout", "90s"]).unwrap();
         assert!(matches!(
             cli.command,
             Command::Status {

@@ -569,3 +569,38 @@ impl Kube {
         emit(&text).map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn all_namespaces_goes_with_listing_status_and_runs_only() {
+        let check = |args: &[&str]| {
+            let cli = Cli::try_parse_from(
+                std::iter::once("kubectl-tmdbsync").chain(args.iter().copied()),
+            )
+            .unwrap();
+            across_namespaces(&cli).map_err(|e| e.exit_code())
+        };
+        for fine in [
+            &["status", "-A"][..],
+            &["runs", "-A", "--since", "1d"],
+            &["status", "-w", "-A"],
+            &["status", "cinegraph"],
+            &["pause", "cinegraph", "-n", "media"],
+        ] {
+            assert_eq!(check(fine), Ok(()), "{fine:?}");
+        }
+        for usage in [
+            &["status", "cinegraph", "-A"][..],
+            &["runs", "cinegraph", "-A"],
+            &["describe", "run-1", "-A"],
+            &["pause", "cinegraph", "-A"],
+            &["report", "cinegraph", "-A"],
+        ] {
+            assert_eq!(check(usage), Err(2), "{usage:?}");
+        }
+    }
+}
