@@ -121,7 +121,7 @@ for b in "${binaries[@]}"; do
     install -m 0755 "$bin" "$files/kubectl-tmdbsync"
     install -m 0644 LICENSE "$files/LICENSE"
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
-        --format=gnu -C "$files" -cf - LICENSE kubectl-tmdbsync | gzip -9 -n >"$out/$archive"
+        --format=gnu -C "$files" -cf - LICENSE kubectl-tmdbsync | gzip -n >"$out/$archive"
     sha="$(sha256sum "$out/$archive" | cut -d' ' -f1)"
     sums+=("$sha  $archive")
     cat >>"$platforms" <<EOF

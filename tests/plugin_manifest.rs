@@ -171,10 +171,14 @@ fn the_package_script_writes_a_krew_manifest_whose_archives_install_a_working_pl
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("dist");
     let version = format!("v{}", env!("CARGO_PKG_VERSION"));
-    // Two platforms, to see one block each (the second is the same file: only the layout counts).
+    // Two platforms, to see one block each; the second is a stand-in file (a binary for another
+    // platform is packed as it is, not run).
+    let other = tmp.path().join("kubectl-tmdbsync-darwin");
+    std::fs::write(&other, "#!/bin/sh\n").unwrap();
+    run(Command::new("chmod").arg("+x").arg(&other));
     let binaries = [
         format!("{}={PLUGIN}", host()),
-        format!("darwin/arm64={PLUGIN}"),
+        format!("darwin/arm64={}", other.display()),
     ];
     let m = package_ok(&out, &binaries, &[("TMDBSYNC_RELEASE_URL", RELEASE)]);
     validate(&m).unwrap();
