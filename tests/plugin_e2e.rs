@@ -665,6 +665,34 @@ async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl(
     }
     other.cleanup();
 
+    // --context picks the kubeconfig's context; one it does not have is a kubeconfig error
+    // (exit 4). -h is kubectl's help.
+    let context = cluster.kubectl_ok(["config", "current-context"]);
+    let out = ok(
+        cluster,
+        &["status", SYNC, "-n", n, "--context", context.trim()],
+    );
+    assert!(out.contains(&format!("SYNC HEALTH  {n}/{SYNC}")), "{out}");
+    let (code, _, err) = kubectl_tmdbsync(cluster, &["status", "-n", n, "--context", "nowhere"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("kubeconfig"), "{err}");
+    let help = ok(cluster, &["-h"]);
+    for part in [
+        "status",
+        "runs",
+        "describe",
+        "pause",
+        "resume",
+        "run-now",
+        "reset",
+        "report",
+        "--all-namespaces",
+        "--context",
+        "--kubeconfig",
+    ] {
+        assert!(help.contains(part), "{part}: {help}");
+    }
+
     // A run that fails after recording errors: a day later the changed ids fail at TMDb (500
     // on every try), and the run is stopped (its pod deleted, no retry) while it refetches the
     // stalest movies at 4 requests/s.
