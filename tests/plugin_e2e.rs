@@ -114,6 +114,20 @@ impl Setup {
     }
 }
 
+/// Merge-patches TmdbSync [`SYNC`] in `ns` (with kubectl, as a person would).
+fn patch_sync(cluster: &Cluster, ns: &str, patch: &str) {
+    cluster.kubectl_ok([
+        "-n",
+        ns,
+        "patch",
+        "tmdbsync",
+        SYNC,
+        "--type=merge",
+        "-p",
+        patch,
+    ]);
+}
+
 /// Runs a confirmed `kubectl tmdbsync reset …` and waits until the controller acknowledges its
 /// token in `status.lastHandledResetAt`.
 async fn reset_acknowledged(cluster: &Cluster, syncs: &Api<TmdbSync>, args: &[&str]) {
@@ -143,14 +157,9 @@ async fn scheduled_runs(runs: &Api<SyncRun>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_works_through_kubectl_and_pause_stops_scheduling_until_resume() {
     let cluster = Cluster::shared();
-    let Setup {
-        ns,
-        db: _db,
-        sim,
-        runs,
-        syncs,
-        _controller,
-    } = Setup::start(cluster, "e2e-plugin", 11, |m| m).await;
+    // The database and the controller stay in `setup` until the end.
+    let setup = Setup::start(cluster, "e2e-plugin", 11, |m| m).await;
+    let (ns, sim, runs, syncs) = (setup.ns, setup.sim, setup.runs, setup.syncs);
     let n = ns.name();
 
     // run-now: a Manual run the controller adopts, printed with how to follow it.
@@ -309,16 +318,11 @@ async fn every_command_works_through_kubectl_and_pause_stops_scheduling_until_re
     // pause: the status shows Suspended and an every-minute schedule creates nothing.
     let out = ok(cluster, &["pause", SYNC, "-n", n]);
     assert!(out.contains("paused"), "{out}");
-    cluster.kubectl_ok([
-        "-n",
+    patch_sync(
+        cluster,
         n,
-        "patch",
-        "tmdbsync",
-        SYNC,
-        "--type=merge",
-        "-p",
         r#"{"spec":{"bulk":{"schedule":"* * * * *"},"delta":{"schedule":"* * * * *"}}}"#,
-    ]);
+    );
     wait_for(&syncs, SYNC, Duration::from_secs(30), |s| {
         s.status.as_ref().and_then(|st| st.phase) == Some(SyncPhase::Suspended)
     })
@@ -700,16 +704,11 @@ async fn delta_reset_all_namespaces_watch_and_a_failed_run_work_through_kubectl(
     let failing: Vec<i64> = ids(&next_day["changed"]).into_iter().take(3).collect();
     assert!(!failing.is_empty(), "{next_day}");
     sim_post(&sim, "/__sim/faults", json!({"fail_ids": failing})).await;
-    cluster.kubectl_ok([
-        "-n",
+    patch_sync(
+        cluster,
         n,
-        "patch",
-        "tmdbsync",
-        SYNC,
-        "--type=merge",
-        "-p",
         r#"{"spec":{"tmdb":{"requestsPerSecond":4},"refresh":{"staleMoviesPerDay":100},"jobTemplate":{"backoffLimitPerIndex":0}}}"#,
-    ]);
+    );
     let generation = syncs.get(SYNC).await.unwrap().metadata.generation;
     wait_for(&syncs, SYNC, Duration::from_secs(60), |s| {
         s.status.as_ref().and_then(|st| st.observed_generation) == generation
