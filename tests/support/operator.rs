@@ -59,6 +59,37 @@ pub fn install_crd_file(cluster: &Cluster, path: &str) {
     ]);
 }
 
+/// The reconcilers' rules as `(group, resource, verbs)`: what src/controller calls (see the
+/// README's RBAC table for the call behind each verb). The chart grants exactly these.
+pub const CONTROLLER_RULES: [(&str, &str, &[&str]); 9] = [
+    ("tmdbsync.io", "tmdbsyncs", &["get", "list", "watch"]),
+    ("tmdbsync.io", "tmdbsyncs/status", &["patch"]),
+    (
+        "tmdbsync.io",
+        "syncruns",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    ("tmdbsync.io", "syncruns/status", &["patch"]),
+    ("batch", "jobs", &["get", "list", "watch", "create"]),
+    ("", "secrets", &["get"]),
+    ("tmdbsync.io", "tmdbsyncs/finalizers", &["update"]),
+    ("tmdbsync.io", "syncruns/finalizers", &["update"]),
+    ("events.k8s.io", "events", &["create", "patch"]),
+];
+
+/// Role `name` with the [`CONTROLLER_RULES`] on the resources `granted` keeps.
+pub fn controller_role(name: &str, granted: impl Fn(&str) -> bool) -> Value {
+    let rules: Vec<Value> = CONTROLLER_RULES
+        .iter()
+        .filter(|(_, resource, _)| granted(resource))
+        .map(|(group, resource, verbs)| {
+            json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+        })
+        .collect();
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+           "metadata": {"name": name}, "rules": rules})
+}
+
 /// Creates or replaces Secret `name` with `data` in `ns`. Server-side apply: no
 /// last-applied-configuration annotation repeats the values.
 pub fn apply_secret(cluster: &Cluster, ns: &str, name: &str, data: &[(&str, &str)]) {
