@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::{
-    TestDb, importable_ids, output, sim_get, sim_post, start_sim, stderr, tmdbsync, tmdbsync_run,
+    TestDb, importable_ids, output, sim_get, sim_post, start_sim, status_json, stderr, tmdbsync,
+    tmdbsync_run,
 };
 use tmdbsync::sim::SimHandle;
 
@@ -231,16 +232,7 @@ async fn status_reports_progress_as_text_and_json() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    let json_out = output(tmdbsync(&[
-        "status",
-        "--format",
-        "json",
-        "--database-url",
-        &db.url,
-    ]))
-    .await;
-    assert_eq!(json_out.status.code(), Some(0), "{}", stderr(&json_out));
-    let v: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let v = status_json(&db).await;
     assert_eq!(v["tmdb_total"], json!(500));
     assert_eq!(v["imported"], json!(200));
     assert_eq!(v["remaining"], json!(300));

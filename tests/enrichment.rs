@@ -4,8 +4,8 @@ mod support;
 
 use serde_json::{Value, json};
 use support::{
-    EngineSetup, TestDb, output, scalar, sim_config, sim_get, sim_post, start_sim, stderr,
-    tmdbsync, tmdbsync_run,
+    EngineSetup, TestDb, output, scalar, sim_config, sim_get, sim_post, start_sim, status_json,
+    stderr, tmdbsync, tmdbsync_run,
 };
 use tmdbsync::exit::ExitCode;
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
@@ -326,17 +326,7 @@ async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids(
         "piped logs carry no colour codes: {err}"
     );
 
-    let status = |format: &str| {
-        output(tmdbsync(&[
-            "status",
-            "--format",
-            format,
-            "--database-url",
-            &db.url,
-        ]))
-    };
-    let json_out = status("json").await;
-    let v: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let v = status_json(&db).await;
     let jobs = &v["side_jobs"];
     let stages: Vec<&str> = jobs["stages"]
         .as_array()
@@ -350,7 +340,15 @@ async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids(
     assert_eq!(jobs["stages"][0]["done"], json!(50 + missing));
     assert_eq!(jobs["stages"][0]["total"], json!(300));
     assert_eq!(jobs["stages"][1]["percent"], json!(100.0));
-    let text = String::from_utf8_lossy(&status("text").await.stdout).into_owned();
+    let text = output(tmdbsync(&[
+        "status",
+        "--format",
+        "text",
+        "--database-url",
+        &db.url,
+    ]))
+    .await;
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
     let omdb_line = format!(
         "OMDb Enrichment: {:.1}% complete ({} / 300)",
         (50 + missing) as f64 * 100.0 / 300.0,

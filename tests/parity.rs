@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use support::{
     ALL_PAGES, BIN, EngineSetup, TestDb, get_json, http_get, importable_ids, output, scalar,
-    sim_config, sim_get, stderr, stored_live_ids, tmdbsync, tmdbsync_run,
+    sim_config, sim_get, status_json, stderr, stored_live_ids, tmdbsync, tmdbsync_run,
 };
 use tmdbsync::api::{SyncRun, TmdbSync};
 use tmdbsync::controller::job::{JobPlan, build_job};
@@ -269,15 +269,7 @@ async fn tmdbsync_run_takes_the_discover_source_and_status_reports_its_coverage(
     let store = db.store().await;
     assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
 
-    let json_out = output(tmdbsync(&[
-        "status",
-        "--format",
-        "json",
-        "--database-url",
-        &db.url,
-    ]))
-    .await;
-    let v: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let v = status_json(&db).await;
     assert_eq!(v["discover"]["listed"], json!(400));
     assert_eq!(v["discover"]["not_reachable"], json!(0));
     assert_eq!(v["discover"]["export"]["not_reachable"], json!(0));

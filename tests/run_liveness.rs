@@ -11,10 +11,10 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{
     TestDb, engine, importable_ids, output, scalar, sim_config, sim_get, sim_post, start_sim,
-    stderr, store_and_sim, tmdbsync, tmdbsync_run,
+    status_json, stderr, store_and_sim, tmdbsync_run,
 };
 use tmdbsync::plan::RunType;
 use tmdbsync::sim::SimHandle;
@@ -360,16 +360,7 @@ async fn sigterm_is_recorded_at_once_and_a_sigkilled_run_reads_failed_after_its_
     killed.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let status = output(tmdbsync(&[
-        "status",
-        "--format",
-        "json",
-        "--database-url",
-        &db.url,
-    ]))
-    .await;
-    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
-    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let v = status_json(&db).await;
     let shown = v["runs"]
         .as_array()
         .unwrap()

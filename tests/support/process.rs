@@ -57,6 +57,20 @@ pub fn tmdbsync_run(db: &TestDb, sim: &SimHandle, key: &str) -> Command {
     cmd
 }
 
+/// What `tmdbsync status --format json` prints for `db` (it must succeed).
+pub async fn status_json(db: &TestDb) -> serde_json::Value {
+    let out = output(tmdbsync(&[
+        "status",
+        "--format",
+        "json",
+        "--database-url",
+        &db.url,
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("status prints JSON")
+}
+
 /// A process a test starts and stops, killed (SIGKILL: no cleanup) and reaped on drop; its
 /// stdout and stderr go to a log file.
 pub struct Daemon {
