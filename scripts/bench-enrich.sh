@@ -6,30 +6,9 @@
 # `--stages collaborations,pqs` again (the incremental daily case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tmdbsync/target}"
-cargo build --release --locked --quiet
-BIN="$CARGO_TARGET_DIR/release/tmdbsync"
-. scripts/lib/pg.sh
+. scripts/lib/bench.sh tmdbsync-bench-enrich
 SIZES="${ENRICH_SIZES:-10000 20000}"
 
-WORK=$(mktemp -d /tmp/tmdbsync-bench-enrich.XXXXXX)
-SIM_PID=""
-cleanup() { [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null; pg_stop "$WORK/pg"; rm -rf "$WORK"; }
-trap cleanup EXIT
-export TMDBSYNC_LOG_FORMAT=text RUST_LOG=warn TMDB_API_KEY=bench
-
-start_sim() { # movies
-  [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
-  rm -f "$WORK/sim.out"
-  "$BIN" simulate --addr 127.0.0.1:0 --movies "$1" >"$WORK/sim.out" 2>"$WORK/sim.log" &
-  SIM_PID=$!
-  for _ in $(seq 1 200); do grep -q listening "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
-  SIM=$(grep -o 'http://[0-9.:]*' "$WORK/sim.out" | head -n 1)
-  export TMDB_URL="$SIM/3" TMDB_EXPORT_URL="$SIM/p/exports"
-}
-fresh_db() { pg_stop "$WORK/pg"; rm -rf "$WORK/pg"; pg_start "$WORK/pg"; export DATABASE_URL="$PG_URL"; }
-sql() { psql -X -q -t -A "$DATABASE_URL" -c "$1"; }
 n() { python3 -c "print(f'{int(\"$1\"):,}')"; }
 last_run_secs() { sql "SELECT round(extract(epoch FROM completed_at - started_at)::numeric, 2) FROM sync_runs WHERE run_type = 'enrich' ORDER BY id DESC LIMIT 1"; }
 

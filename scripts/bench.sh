@@ -6,33 +6,12 @@
 #  3. catalog refresh: 1,000,000 export lines into catalog_ids: time and peak RSS
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+. scripts/lib/bench.sh tmdbsync-bench
 command -v /usr/bin/time >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tmdbsync/target}"
-cargo build --release --locked --quiet
-BIN="$CARGO_TARGET_DIR/release/tmdbsync"
-. scripts/lib/pg.sh
 RATE_MOVIES="${RATE_MOVIES:-1500}"
 INGEST_MOVIES="${INGEST_MOVIES:-20000}"
 CATALOG_MOVIES="${CATALOG_MOVIES:-1000000}"
 
-WORK=$(mktemp -d /tmp/tmdbsync-bench.XXXXXX)
-SIM_PID=""
-cleanup() { [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null; pg_stop "$WORK/pg"; rm -rf "$WORK"; }
-trap cleanup EXIT
-export TMDBSYNC_LOG_FORMAT=text RUST_LOG=warn TMDB_API_KEY=bench
-
-start_sim() { # movies extra-args...
-  [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
-  rm -f "$WORK/sim.out"
-  "$BIN" simulate --addr 127.0.0.1:0 --movies "$1" "${@:2}" >"$WORK/sim.out" 2>"$WORK/sim.log" &
-  SIM_PID=$!
-  for _ in $(seq 1 200); do grep -q listening "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
-  SIM=$(grep -o 'http://[0-9.:]*' "$WORK/sim.out" | head -n 1)
-  export TMDB_URL="$SIM/3" TMDB_EXPORT_URL="$SIM/p/exports"
-}
-fresh_db() { pg_stop "$WORK/pg"; rm -rf "$WORK/pg"; pg_start "$WORK/pg"; export DATABASE_URL="$PG_URL"; }
-sql() { psql -X -q -t -A "$DATABASE_URL" -c "$1"; }
 stat() { curl -fsS "$SIM/__sim/stats" | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 
 # 1. Rate efficiency

@@ -6,11 +6,8 @@
 # how far a real kubelet gets on these machines).
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.35.4}"
-HELM_VERSION="${HELM_VERSION:-v3.21.4}"
-CACHE="${TMDBSYNC_CACHE:-$HOME/.cache/tmdbsync}"
-BIN="$CACHE/control-plane/k8s-$K8S_VERSION/bin"
-HELM_BIN="$CACHE/control-plane/helm-$HELM_VERSION/bin"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/testenv.sh"
+BIN="$K8S_BIN"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 export CGO_ENABLED=0
 

@@ -22,11 +22,8 @@
 # no registry.
 set -euo pipefail
 
-STATE="${TMDBSYNC_TESTENV_DIR:-/tmp/tmdbsync-testenv}"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE="${TMDBSYNC_CACHE:-$HOME/.cache/tmdbsync}"
-K8S_VERSION="${K8S_VERSION:-v1.35.4}"
-K8S_BIN="$CACHE/control-plane/k8s-$K8S_VERSION/bin"
+. "$SCRIPT_DIR/lib/testenv.sh"
 NODE_DIR="$STATE/node"
 NODE_NAME="${NODE_NAME:-tmdbsync-kubelet}"
 SOCK="$NODE_DIR/containerd.sock"

@@ -18,13 +18,8 @@
 set -euo pipefail
 
 ETCD_VERSION="${ETCD_VERSION:-3.6.15}"
-CACHE="${TMDBSYNC_CACHE:-$HOME/.cache/tmdbsync}"
-STATE="${TMDBSYNC_TESTENV_DIR:-/tmp/tmdbsync-testenv}"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-K8S_VERSION="${K8S_VERSION:-v1.35.4}"
-HELM_VERSION="${HELM_VERSION:-v3.21.4}"
-K8S_BIN="$CACHE/control-plane/k8s-$K8S_VERSION/bin"
-HELM_BIN="$CACHE/control-plane/helm-$HELM_VERSION/bin"
+. "$SCRIPT_DIR/lib/testenv.sh"
 ETCD_DIR="$CACHE/control-plane/etcd-v$ETCD_VERSION"
 ETCD_BIN="$ETCD_DIR/bin"
 KUBECONFIG_PATH="$STATE/kubeconfig"

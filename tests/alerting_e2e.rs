@@ -13,7 +13,7 @@ mod support;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use kube::Api;
 use serde_json::Value;
 use support::cluster::*;
 use support::operator::*;
-use support::{TestDb, free_port, start_sim};
+use support::{Daemon, TestDb, free_port, log_tail, start_sim};
 use tmdbsync::api::{RunPhase, SyncRun};
 
 /// An extra label set through `alerts.labels`, to see values reach the alerts.
@@ -31,53 +31,6 @@ const EXTRA_LABEL: (&str, &str) = ("suite", "alerting-e2e");
 const ALERT_DEADLINE: Duration = Duration::from_secs(90);
 /// How long a Catalog run of the simulator's 100 movies may take.
 const RUN_DEADLINE: Duration = Duration::from_secs(90);
-
-/// A child process killed on drop, its stdout and stderr in `log`.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Daemon {
-        let out = fs::File::create(&log).expect("create a daemon log");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup the log"))
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Daemon { name, child, log }
-    }
-
-    /// The last lines of the log, for failure messages.
-    fn tail(&self) -> String {
-        log_tail(self.name, &self.log)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The last lines of a log file, headed by `name`.
-fn log_tail(name: &str, log: &Path) -> String {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    format!(
-        "--- {name} ({}), last lines:\n{}",
-        log.display(),
-        lines[lines.len().saturating_sub(25)..].join("\n")
-    )
-}
 
 /// The first of `names` on PATH, or a panic that says which package brings it.
 fn binary(names: &[&str], package: &str) -> PathBuf {
@@ -311,27 +264,6 @@ impl Monitoring {
             .get(http, format!("{}/api/v2/alerts", self.alertmanager_url))
             .await?;
         Ok(body.as_array().cloned().unwrap_or_default())
-    }
-}
-
-/// Polls `check` every 250 ms until it returns `Ok`; after `timeout` returns the last `Err`, prefixed
-/// with `what`.
-async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(v) => return Ok(v),
-            Err(last) if tokio::time::Instant::now() >= deadline => {
-                return Err(format!(
-                    "timed out after {timeout:?} waiting for {what}; last: {last}"
-                ));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
     }
 }
 

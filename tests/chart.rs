@@ -75,26 +75,6 @@ fn strs(v: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// The reconcilers' rules as `(group, resource) -> verbs`: what src/controller calls (see the
-/// README's RBAC table for the call behind each verb).
-fn expected_rules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
-    vec![
-        ("tmdbsync.io", "tmdbsyncs", vec!["get", "list", "watch"]),
-        ("tmdbsync.io", "tmdbsyncs/status", vec!["patch"]),
-        (
-            "tmdbsync.io",
-            "syncruns",
-            vec!["list", "watch", "create", "patch", "delete"],
-        ),
-        ("tmdbsync.io", "syncruns/status", vec!["patch"]),
-        ("batch", "jobs", vec!["get", "list", "watch", "create"]),
-        ("", "secrets", vec!["get"]),
-        ("tmdbsync.io", "tmdbsyncs/finalizers", vec!["update"]),
-        ("tmdbsync.io", "syncruns/finalizers", vec!["update"]),
-        ("events.k8s.io", "events", vec!["create", "patch"]),
-    ]
-}
-
 fn rules_of(role: &Value) -> Vec<(String, String, Vec<String>)> {
     let mut out = Vec::new();
     for rule in role["rules"].as_array().expect("rules") {
@@ -356,13 +336,13 @@ fn two_replicas_get_a_disruption_budget_and_spread_over_nodes_unless_told_otherw
 fn rbac_rules_are_exactly_the_verbs_the_controller_uses() {
     let docs = render(&[]);
     let got = rules_of(one(&docs, "ClusterRole"));
-    let want: Vec<(String, String, Vec<String>)> = expected_rules()
-        .into_iter()
+    let want: Vec<(String, String, Vec<String>)> = CONTROLLER_RULES
+        .iter()
         .map(|(g, r, v)| {
             (
-                g.into(),
-                r.into(),
-                v.into_iter().map(String::from).collect(),
+                g.to_string(),
+                r.to_string(),
+                v.iter().map(|v| v.to_string()).collect(),
             )
         })
         .collect();
@@ -605,7 +585,7 @@ async fn cluster_wide_install_grants_exactly_the_rules_in_any_namespace_and_the_
         let out = cluster.kubectl(&full);
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     };
-    for (group, resource, verbs) in expected_rules() {
+    for (group, resource, verbs) in CONTROLLER_RULES {
         let (resource, sub) = match resource.split_once('/') {
             Some((r, s)) => (r, Some(format!("--subresource={s}"))),
             None => (resource, None),

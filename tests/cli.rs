@@ -8,25 +8,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{BIN, TestDb, output, sim_get, sim_post, start_sim, stderr};
+use support::{
+    TestDb, importable_ids, output, sim_get, sim_post, start_sim, status_json, stderr, tmdbsync,
+    tmdbsync_run,
+};
 use tmdbsync::sim::SimHandle;
 
+/// `tmdbsync run` against `db` and the simulator with API key `key`, up to 1000 requests/s.
 fn run_cmd(db: &TestDb, sim: &SimHandle, key: &str, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .args([
-            "--database-url",
-            &db.url,
-            "--tmdb-url",
-            &sim.tmdb_url(),
-            "--export-url",
-            &sim.export_url(),
-        ])
-        .args(["--rps", "1000"])
-        .args(extra)
-        .env("TMDB_API_KEY", key)
-        .env("TMDBSYNC_LOG_FORMAT", "text")
-        .env_remove("DATABASE_URL");
+    let mut cmd = tmdbsync_run(db, sim, key);
+    cmd.args(["--rps", "1000"]).args(extra);
     cmd
 }
 
@@ -55,35 +46,26 @@ async fn an_invalid_api_key_fails_fast_with_a_message_about_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_flags_and_an_unreachable_database_fail_with_one_clear_line() {
-    let out = output({
-        let mut c = Command::new(BIN);
-        c.args([
-            "run",
-            "--database-url",
-            "postgres:///x",
-            "--api-key",
-            "k",
-            "--pages",
-            "0",
-        ]);
-        c
-    })
+    let out = output(tmdbsync(&[
+        "run",
+        "--database-url",
+        "postgres:///x",
+        "--api-key",
+        "k",
+        "--pages",
+        "0",
+    ]))
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--pages"), "{}", stderr(&out));
 
-    let out = output({
-        let mut c = Command::new(BIN);
-        c.args([
-            "run",
-            "--database-url",
-            "postgres:///x?host=/nonexistent-socket-dir",
-            "--api-key",
-            "k",
-        ])
-        .env("TMDBSYNC_LOG_FORMAT", "text");
-        c
-    })
+    let out = output(tmdbsync(&[
+        "run",
+        "--database-url",
+        "postgres:///x?host=/nonexistent-socket-dir",
+        "--api-key",
+        "k",
+    ]))
     .await;
     assert_eq!(out.status.code(), Some(1));
     let text = stderr(&out);
@@ -93,27 +75,18 @@ async fn bad_flags_and_an_unreachable_database_fail_with_one_clear_line() {
     );
     assert!(!text.contains("panicked"));
 
-    let out = output({
-        let mut c = Command::new(BIN);
-        c.args(["migrate", "--database-url", "mysql://nope"]);
-        c
-    })
-    .await;
+    let out = output(tmdbsync(&["migrate", "--database-url", "mysql://nope"])).await;
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("invalid database URL"),
         "{}",
         stderr(&out)
     );
-    let out = output({
-        let mut c = Command::new(BIN);
-        c.args([
-            "migrate",
-            "--database-url",
-            "postgres://user:s3cret@host:notaport/db",
-        ]);
-        c
-    })
+    let out = output(tmdbsync(&[
+        "migrate",
+        "--database-url",
+        "postgres://user:s3cret@host:notaport/db",
+    ]))
     .await;
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
@@ -220,14 +193,7 @@ async fn a_run_killed_mid_bulk_resumes_without_duplicates_or_missing_movies() {
         .unwrap();
     let unique: BTreeSet<i64> = stored.iter().copied().collect();
     assert_eq!(stored.len(), unique.len());
-    let truth = sim_get(&sim, "/__sim/catalog").await;
-    let expected: BTreeSet<i64> = truth["live"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(unique, expected);
+    assert_eq!(unique, importable_ids(&sim).await);
     let bad_credits: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM movies m WHERE (SELECT count(*) FROM credits c WHERE c.movie_id = m.id)
            <> jsonb_array_length(m.raw->'credits'->'cast') + jsonb_array_length(m.raw->'credits'->'crew')",
@@ -266,14 +232,7 @@ async fn status_reports_progress_as_text_and_json() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    let json_out = output({
-        let mut c = Command::new(BIN);
-        c.args(["status", "--format", "json", "--database-url", &db.url]);
-        c
-    })
-    .await;
-    assert_eq!(json_out.status.code(), Some(0), "{}", stderr(&json_out));
-    let v: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let v = status_json(&db).await;
     assert_eq!(v["tmdb_total"], json!(500));
     assert_eq!(v["imported"], json!(200));
     assert_eq!(v["remaining"], json!(300));
@@ -289,12 +248,7 @@ async fn status_reports_progress_as_text_and_json() {
     assert_eq!(v["history"].as_array().unwrap().len(), 30);
     assert_eq!(v["runs"].as_array().unwrap().len(), 2);
 
-    let text = output({
-        let mut c = Command::new(BIN);
-        c.args(["status", "--database-url", &db.url]);
-        c
-    })
-    .await;
+    let text = output(tmdbsync(&["status", "--database-url", &db.url])).await;
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("200 / 500 movies"), "{text}");
     assert!(text.contains("40.0%"), "{text}");

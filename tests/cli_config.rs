@@ -8,21 +8,16 @@ mod support;
 use std::process::Command;
 
 use support::fake_http::{Behaviour, FakeHttp};
-use support::{BIN, TestDb, output, start_sim, stderr};
+use support::{TestDb, output, start_sim, stderr};
 use tmdbsync::store::Store;
 
 const KEY: &str = "sekrit-cli-key-777";
 const UNREACHABLE_DB: &str = "postgres:///x?host=/nonexistent-socket-dir";
 
+/// `tmdbsync ARGS` with the TMDb API key [`KEY`] in its environment.
 fn tmdbsync(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("TMDB_API_KEY", KEY)
-        .env("TMDBSYNC_LOG_FORMAT", "text")
-        .env_remove("DATABASE_URL")
-        .env_remove("TMDB_URL")
-        .env_remove("TMDB_EXPORT_URL")
-        .env_remove("OMDB_API_KEY");
+    let mut c = support::tmdbsync(args);
+    c.env("TMDB_API_KEY", KEY);
     c
 }
 

@@ -5,14 +5,13 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use kube::Api;
 use serde_json::{Value, json};
 use support::cluster::*;
 use support::operator::*;
-use support::{BIN, TestDb, output, start_sim, stderr};
+use support::{TestDb, http_get, output, start_sim, stderr, tmdbsync_run};
 use tmdbsync::api::{SyncPhase, TmdbSync};
 
 const API_KEY: &str = "e2e-health-key-51c2";
@@ -25,17 +24,8 @@ async fn the_controller_serves_the_sync_health_of_every_tmdbsync_it_watches() {
     let db = TestDb::start();
     let sim = start_sim(200, 7).await;
     // Data first, from the command line: the catalog and 4 of its 10 pages.
-    let mut run = Command::new(BIN);
-    run.args(["run", "--database-url", &db.url])
-        .args([
-            "--tmdb-url",
-            &sim.tmdb_url(),
-            "--export-url",
-            &sim.export_url(),
-        ])
-        .args(["--rps", "1000", "--stages", "catalog,bulk", "--pages", "4"])
-        .env("TMDB_API_KEY", API_KEY)
-        .env_remove("DATABASE_URL");
+    let mut run = tmdbsync_run(&db, &sim, API_KEY);
+    run.args(["--rps", "1000", "--stages", "catalog,bulk", "--pages", "4"]);
     let out = output(run).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
@@ -58,19 +48,8 @@ async fn the_controller_serves_the_sync_health_of_every_tmdbsync_it_watches() {
     .await;
 
     let base = format!("http://{}", controller.metrics_addr());
-    let http = tmdbsync::http::http_client_builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let get = |path: String| {
-        let http = http.clone();
-        async move {
-            let r = http.get(path).send().await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
-    };
 
-    let (status, index) = get(format!("{base}/")).await;
+    let (status, index) = http_get(&format!("{base}/")).await;
     assert_eq!(status, 200, "{index}");
     assert!(
         index.contains(&format!("href=\"/syncs/{}/cinegraph\"", &*ns)),
@@ -78,7 +57,7 @@ async fn the_controller_serves_the_sync_health_of_every_tmdbsync_it_watches() {
     );
     assert!(index.contains(">Suspended<"), "{index}");
 
-    let (status, json) = get(format!("{base}/syncs/{}/cinegraph/health.json", &*ns)).await;
+    let (status, json) = http_get(&format!("{base}/syncs/{}/cinegraph/health.json", &*ns)).await;
     assert_eq!(status, 200, "{json}\n{}", controller.log());
     let h: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(h["sync"]["phase"], "Suspended");
@@ -104,14 +83,14 @@ async fn the_controller_serves_the_sync_health_of_every_tmdbsync_it_watches() {
     assert_eq!(today["day"], h["today"]);
     assert_eq!(today["paused"], true, "{today}");
 
-    let (status, page) = get(format!("{base}/syncs/{}/cinegraph?refresh=0", &*ns)).await;
+    let (status, page) = http_get(&format!("{base}/syncs/{}/cinegraph?refresh=0", &*ns)).await;
     assert_eq!(status, 200);
     assert!(page.contains(&resume), "{page}");
     assert_eq!(page.matches(">Disabled</div>").count(), 2, "{page}");
     assert!(page.contains("80 of 200 movies"), "{page}");
-    let (status, _) = get(format!("{base}/syncs/{}/nope", &*ns)).await;
+    let (status, _) = http_get(&format!("{base}/syncs/{}/nope", &*ns)).await;
     assert_eq!(status, 404);
-    let (status, _) = get(format!("{base}/syncs/elsewhere/cinegraph")).await;
+    let (status, _) = http_get(&format!("{base}/syncs/elsewhere/cinegraph")).await;
     assert_eq!(status, 404, "a namespace the controller does not watch");
     assert_eq!(controller.http_status("/healthz").await, 200);
 }

@@ -12,36 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{TestDb, engine, sim_get, sim_post};
+use support::{ALL_PAGES, TestDb, engine, scalar, sim_get, sim_post, start_sim};
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
 use tmdbsync::plan::enrich::EnrichStage;
-use tmdbsync::sim::{self, SimConfig, SimHandle};
-use tmdbsync::stage::bulk::{self, BulkOptions};
+use tmdbsync::stage::bulk;
 use tmdbsync::stage::delta::{self, DeltaOptions};
 use tmdbsync::stage::enrich::{self, EnrichOptions};
 use tmdbsync::stage::{RunControl, RunLabel, StageError, catalog};
-use tmdbsync::store::Store;
 use tmdbsync::tmdb::{ApiKey, TmdbClient, TmdbConfig};
 
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 21,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
-
-fn all_pages() -> BulkOptions {
-    BulkOptions {
-        pages: None,
-        pages_per_run: 100_000,
-        shard: None,
-        refetch: false,
-    }
-}
+/// The simulator's seed.
+const SEED: u64 = 21;
 
 fn ids(v: &Value) -> BTreeSet<i64> {
     v.as_array()
@@ -49,13 +30,6 @@ fn ids(v: &Value) -> BTreeSet<i64> {
         .iter()
         .map(|x| x.as_i64().or_else(|| x["id"].as_i64()).unwrap())
         .collect()
-}
-
-async fn scalar(store: &Store, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
 }
 
 /// Restarts the server `times` times, the first after `first` then every `every` (the server is
@@ -99,7 +73,7 @@ impl Restarts {
 async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_request() {
     let db = Arc::new(TestDb::start_durable());
     let store = db.store().await;
-    let sim = start_sim(1000).await;
+    let sim = start_sim(1000, SEED).await;
     let mut e = engine(store.clone(), &sim, 100_000);
     // The default request timeout: a request in flight outlives a restart.
     let mut config = TmdbConfig::new(sim.tmdb_url(), ApiKey::new("test-key"));
@@ -120,7 +94,7 @@ async fn postgres_restarts_during_bulk_delta_and_enrichment_cost_no_run_and_no_r
         Duration::from_millis(1500),
     );
     let started = Instant::now();
-    let report = bulk::run(&e, all_pages(), &label).await.expect("bulk run");
+    let report = bulk::run(&e, ALL_PAGES, &label).await.expect("bulk run");
     let bulk_restarts = restarts.finish();
     eprintln!(
         "bulk: {bulk_restarts} restarts in {:?}: {}",
@@ -293,7 +267,7 @@ async fn a_database_down_longer_than_the_tolerance_fails_the_run_with_the_write_
         .store()
         .await
         .with_outage_tolerance(Duration::from_secs(2));
-    let sim = start_sim(2000).await;
+    let sim = start_sim(2000, SEED).await;
     let mut e = engine(store.clone(), &sim, 100_000);
     e.runs = RunControl::new(Duration::from_secs(1), Duration::ZERO);
     let label = RunLabel::default();
@@ -302,9 +276,7 @@ async fn a_database_down_longer_than_the_tolerance_fails_the_run_with_the_write_
 
     let bulk_engine = e.clone();
     let task =
-        tokio::spawn(
-            async move { bulk::run(&bulk_engine, all_pages(), &RunLabel::default()).await },
-        );
+        tokio::spawn(async move { bulk::run(&bulk_engine, ALL_PAGES, &RunLabel::default()).await });
     let deadline = Instant::now() + Duration::from_secs(30);
     while scalar(&store, "SELECT count(*) FROM movies").await < 300 {
         assert!(Instant::now() < deadline, "bulk did not get going");

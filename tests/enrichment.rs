@@ -2,11 +2,10 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 use support::{
-    BIN, EngineSetup, TestDb, output, scalar, sim_config, sim_get, sim_post, start_sim, stderr,
+    EngineSetup, TestDb, output, scalar, sim_config, sim_get, sim_post, start_sim, status_json,
+    stderr, tmdbsync, tmdbsync_run,
 };
 use tmdbsync::exit::ExitCode;
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
@@ -309,29 +308,10 @@ async fn collaborations_and_pqs_after_a_delta_equal_a_full_recomputation() {
 async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids() {
     let db = TestDb::start();
     let sim = start_sim(300, SEED).await;
-    let run = {
-        let mut c = Command::new(BIN);
-        c.args([
-            "run",
-            "--database-url",
-            &db.url,
-            "--tmdb-url",
-            &sim.tmdb_url(),
-        ])
-        .args(["--export-url", &sim.export_url(), "--rps", "1000"])
-        .args([
-            "--stages",
-            "catalog,bulk,enrich",
-            "--omdb-url",
-            &sim.omdb_url(),
-        ])
-        .args(["--omdb-api-key", "k", "--omdb-daily-limit", "50"])
-        .env("TMDB_API_KEY", "k")
-        .env("TMDBSYNC_LOG_FORMAT", "text")
-        .env_remove("DATABASE_URL")
-        .env_remove("OMDB_API_KEY");
-        c
-    };
+    let mut run = tmdbsync_run(&db, &sim, "k");
+    run.args(["--rps", "1000", "--stages", "catalog,bulk,enrich"])
+        .args(["--omdb-url", &sim.omdb_url()])
+        .args(["--omdb-api-key", "k", "--omdb-daily-limit", "50"]);
     let out = output(run).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -346,17 +326,7 @@ async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids(
         "piped logs carry no colour codes: {err}"
     );
 
-    let status = |format: &'static str| {
-        let url = db.url.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(BIN)
-                .args(["status", "--format", format, "--database-url", &url])
-                .output()
-                .unwrap()
-        })
-    };
-    let json_out = status("json").await.unwrap();
-    let v: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let v = status_json(&db).await;
     let jobs = &v["side_jobs"];
     let stages: Vec<&str> = jobs["stages"]
         .as_array()
@@ -370,7 +340,15 @@ async fn cli_runs_enrich_stages_and_status_shows_side_jobs_and_missing_imdb_ids(
     assert_eq!(jobs["stages"][0]["done"], json!(50 + missing));
     assert_eq!(jobs["stages"][0]["total"], json!(300));
     assert_eq!(jobs["stages"][1]["percent"], json!(100.0));
-    let text = String::from_utf8_lossy(&status("text").await.unwrap().stdout).into_owned();
+    let text = output(tmdbsync(&[
+        "status",
+        "--format",
+        "text",
+        "--database-url",
+        &db.url,
+    ]))
+    .await;
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
     let omdb_line = format!(
         "OMDb Enrichment: {:.1}% complete ({} / 300)",
         (50 + missing) as f64 * 100.0 / 300.0,

@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::fake_http::{Behaviour, FakeHttp};
-use support::{TestDb, engine_with, import_all, pages, scalar, sim_get, sim_post, start_sim};
+use support::{
+    TestDb, engine_with, import_all, pages, scalar, sim_config, sim_get, sim_post, store_and_sim,
+};
 use tmdbsync::model::ErrorCategory;
 use tmdbsync::omdb::{OmdbClient, OmdbConfig};
 use tmdbsync::plan::enrich::EnrichStage;
+use tmdbsync::sim::SimHandle;
 use tmdbsync::stage::bulk;
 use tmdbsync::stage::delta::{self, DeltaOptions};
 use tmdbsync::stage::enrich::omdb::MAX_FAILURES_IN_A_ROW;
@@ -43,6 +46,13 @@ fn engine_at(store: &Store, tmdb_url: &str, export_url: &str) -> Engine {
     engine_with(store.clone(), config, export_url)
 }
 
+/// A private Postgres, the simulator with `movies` movies, and an engine against both.
+async fn start(movies: u64) -> (TestDb, Store, SimHandle, Engine) {
+    let (db, store, sim) = store_and_sim(sim_config(movies, SEED)).await;
+    let engine = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
+    (db, store, sim, engine)
+}
+
 fn omdb_options(url: &str) -> EnrichOptions {
     let mut config = OmdbConfig::new(url, ApiKey::new(OMDB_KEY));
     config.timeout = Duration::from_secs(3);
@@ -71,9 +81,7 @@ fn assert_no_key(what: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_echoed_by_a_proxy_reach_no_error_run_or_sync_errors_row_in_any_stage() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(100, SEED).await;
+    let (_db, store, sim, good) = start(100).await;
     let proxy = FakeHttp::start(Behaviour::Echo502 {
         configuration_ok: true,
     })
@@ -100,7 +108,6 @@ async fn keys_echoed_by_a_proxy_reach_no_error_run_or_sync_errors_row_in_any_sta
     assert!(!text.contains('\n'), "one line: {text}");
 
     // Load the catalog and one page from the simulator, then run bulk and delta through the proxy.
-    let good = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
     assert!(catalog::run(&good, &label).await.unwrap().succeeded);
     assert!(bulk::run(&good, pages(1), &label).await.unwrap().succeeded);
     let proxied = engine_at(&store, &proxy.url(), &sim.export_url());
@@ -150,9 +157,7 @@ async fn keys_echoed_by_a_proxy_reach_no_error_run_or_sync_errors_row_in_any_sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_server_fails_each_stage_within_its_timeouts_with_a_message_naming_the_flag() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(100, SEED).await;
+    let (_db, store, sim, good) = start(100).await;
     let silent = FakeHttp::start(Behaviour::Silent).await;
     let stalling = FakeHttp::start(Behaviour::StallAfterHeaders).await;
     let label = RunLabel::default();
@@ -193,7 +198,6 @@ async fn a_silent_server_fails_each_stage_within_its_timeouts_with_a_message_nam
     assert_eq!(scalar(&store, "SELECT count(*) FROM catalog_ids").await, 0);
 
     // OMDb never answers: the stage stops after the failure limit, within the read timeouts.
-    let good = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
     import_all(&good).await;
     let before = silent.connections();
     let t = Instant::now();
@@ -220,10 +224,7 @@ async fn a_silent_server_fails_each_stage_within_its_timeouts_with_a_message_nam
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_run_records_only_the_requests_it_made() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(200, SEED).await;
-    let engine = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
+    let (_db, store, sim, engine) = start(200).await;
     let label = RunLabel::default();
     let api_requests = |stats: &serde_json::Value| -> i64 {
         ["details", "changes", "discover", "latest", "configuration"]
@@ -256,9 +257,7 @@ async fn each_run_records_only_the_requests_it_made() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_export_is_a_data_error_that_loads_nothing() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(100, SEED).await;
+    let (_db, store, sim, engine) = start(100).await;
     let html = FakeHttp::start(Behaviour::Html200).await;
     let label = RunLabel::default();
     let data_error = |e: StageError| match e {
@@ -278,7 +277,6 @@ async fn a_broken_export_is_a_data_error_that_loads_nothing() {
     assert!(text.contains("<html>"), "says what came instead: {text}");
 
     // 2 malformed lines of 102 is more than 1 %: nothing is loaded, the run fails.
-    let engine = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
     sim_post(&sim, "/__sim/faults", json!({"export_malformed_lines": 2})).await;
     let text = data_error(catalog::run(&engine, &label).await.unwrap_err());
     assert!(
@@ -309,11 +307,8 @@ async fn a_broken_export_is_a_data_error_that_loads_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_omdb_costs_exactly_the_failure_limit_of_calls_and_quota() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(120, SEED).await;
+    let (_db, store, _sim, good) = start(120).await;
     let label = RunLabel::default();
-    let good = engine_at(&store, &sim.tmdb_url(), &sim.export_url());
     import_all(&good).await;
     let pending = scalar(
         &store,

@@ -11,6 +11,8 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -19,9 +21,10 @@ use std::time::{Duration, Instant};
 use kube::Api;
 use support::cluster::{Cluster, eventually, wait_for};
 use support::operator::{
-    SYNC, apply, apply_secrets, install_crds, run_succeeded, sync_run, tmdb_sync,
+    CONTROLLER_ENV, SYNC, apply, apply_secrets, controller_args, install_crds, run_succeeded,
+    sync_run, tmdb_sync,
 };
-use support::{BIN, TestDb, output, sim_get, start_sim, stderr};
+use support::{TestDb, http_get, output, sim_get, start_sim, stderr, tmdbsync_run};
 use tmdbsync::api::{SyncRun, TmdbSync};
 use tmdbsync::sim::SimHandle;
 use tmdbsync::store::Store;
@@ -66,7 +69,12 @@ fn image() -> Option<&'static str> {
 /// read-only root filesystem without podman's writable tmpfs dirs, no capabilities, no privilege
 /// escalation, the default seccomp profile) on the host's network, with this machine's container
 /// limits; `podman_args` go before the image, `args` after it.
-fn hardened(name: &str, podman_args: &[&str], image: &str, args: &[&str]) -> Command {
+fn hardened(
+    name: &str,
+    podman_args: &[impl AsRef<OsStr>],
+    image: &str,
+    args: &[impl AsRef<OsStr>],
+) -> Command {
     let mut cmd = Command::new("podman");
     cmd.args(["--runtime", "runc", "run", "--name", name])
         .args(["--read-only", "--read-only-tmpfs=false"])
@@ -158,21 +166,8 @@ async fn the_image_imports_a_catalogue_exactly_like_the_native_binary() {
     let stages = ["--stages", "catalog,bulk,delta", "--pages", "1000"];
 
     let t0 = Instant::now();
-    let mut native = Command::new(BIN);
-    native
-        .arg("run")
-        .args(["--database-url", &native_db.url])
-        .args([
-            "--tmdb-url",
-            &sim.tmdb_url(),
-            "--export-url",
-            &sim.export_url(),
-        ])
-        .args(["--rps", "1000"])
-        .args(stages)
-        .env("TMDB_API_KEY", "test-key")
-        .env("TMDBSYNC_LOG_FORMAT", "text")
-        .env_remove("DATABASE_URL");
+    let mut native = tmdbsync_run(&native_db, &sim, "test-key");
+    native.args(["--rps", "1000"]).args(stages);
     let native = output(native).await;
     assert_eq!(native.status.code(), Some(0), "{}", stderr(&native));
     let native_secs = t0.elapsed().as_secs_f64();
@@ -238,7 +233,7 @@ async fn the_image_imports_a_catalogue_exactly_like_the_native_binary() {
 /// A `tmdbsync controller` container, removed on drop.
 struct ControllerContainer {
     name: String,
-    metrics_addr: String,
+    metrics_addr: SocketAddr,
     _kubeconfig_dir: tempfile::TempDir,
 }
 
@@ -251,40 +246,24 @@ impl ControllerContainer {
         let flat = cluster.kubectl_ok(["config", "view", "--raw", "--flatten"]);
         write_private(&kubeconfig, &flat, 65532);
         let name = container_name("controller");
-        let metrics_addr = format!("127.0.0.1:{}", support::free_port());
-        let mount = format!(
-            "type=bind,source={},target={KUBECONFIG_IN_CONTAINER},ro=true",
-            kubeconfig.display()
-        );
-        let kube_env = format!("KUBECONFIG={KUBECONFIG_IN_CONTAINER}");
-        let out = hardened(
-            &name,
-            &[
-                "--detach",
-                "--mount",
-                &mount,
-                "--env",
-                &kube_env,
-                "--env",
-                "TMDBSYNC_LOG_FORMAT=json",
-                "--env",
-                "RUST_LOG=info,tmdbsync=debug",
-            ],
-            image,
-            &[
-                "controller",
-                "--namespace",
-                ns,
-                "--worker-image",
-                "tmdbsync:e2e",
-                "--mirror-interval-secs",
-                "1",
-                "--metrics-addr",
-                &metrics_addr,
-            ],
-        )
-        .output()
-        .expect("run podman");
+        let metrics_addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+        let mut podman_args = vec![
+            "--detach".to_string(),
+            "--mount".into(),
+            format!(
+                "type=bind,source={},target={KUBECONFIG_IN_CONTAINER},ro=true",
+                kubeconfig.display()
+            ),
+            "--env".into(),
+            format!("KUBECONFIG={KUBECONFIG_IN_CONTAINER}"),
+        ];
+        for (var, value) in CONTROLLER_ENV {
+            podman_args.extend(["--env".into(), format!("{var}={value}")]);
+        }
+        let args = controller_args(ns, metrics_addr);
+        let out = hardened(&name, &podman_args, image, &args)
+            .output()
+            .expect("run podman");
         assert!(
             out.status.success(),
             "podman run of the controller failed: {}",
@@ -345,17 +324,6 @@ fn proc_status(pid: u32, field: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn http_status(addr: &str, path: &str) -> u16 {
-    let http = tmdbsync::http::http_client_builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    match http.get(format!("http://{addr}{path}")).send().await {
-        Ok(r) => r.status().as_u16(),
-        Err(_) => 0,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_image_runs_the_controller_on_the_test_control_plane() {
     let Some(image) = image() else { return };
@@ -377,8 +345,8 @@ async fn the_image_runs_the_controller_on_the_test_control_plane() {
         "the controller's /healthz answers 200",
         Duration::from_secs(30),
         || {
-            let addr = controller.metrics_addr.clone();
-            async move { (http_status(&addr, "/healthz").await == 200).then_some(()) }
+            let url = format!("http://{}/healthz", controller.metrics_addr);
+            async move { (http_get(&url).await.0 == 200).then_some(()) }
         },
     )
     .await;

@@ -703,33 +703,6 @@ fn running_secs(run: &SyncRun) -> Option<i64> {
     Some(total)
 }
 
-/// The namespaced rules the controller needs (the chart's), without those on TmdbSyncs when
-/// `with_syncs` is false.
-fn controller_role(with_syncs: bool) -> serde_json::Value {
-    let mut rules = vec![
-        json!({"apiGroups": ["tmdbsync.io"], "resources": ["syncruns"],
-               "verbs": ["list", "watch", "create", "patch", "delete"]}),
-        json!({"apiGroups": ["tmdbsync.io"], "resources": ["syncruns/status"], "verbs": ["patch"]}),
-        json!({"apiGroups": ["batch"], "resources": ["jobs"],
-               "verbs": ["get", "list", "watch", "create"]}),
-        json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
-        json!({"apiGroups": ["events.k8s.io"], "resources": ["events"],
-               "verbs": ["create", "patch"]}),
-    ];
-    if with_syncs {
-        rules.push(
-            json!({"apiGroups": ["tmdbsync.io"], "resources": ["tmdbsyncs"],
-                          "verbs": ["get", "list", "watch"]}),
-        );
-        rules.push(
-            json!({"apiGroups": ["tmdbsync.io"], "resources": ["tmdbsyncs/status"],
-                          "verbs": ["patch"]}),
-        );
-    }
-    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-           "metadata": {"name": "limited-controller"}, "rules": rules})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_every_watch_names_the_one_that_fails_and_a_taken_port_stops_the_process()
 {
@@ -738,7 +711,12 @@ async fn readyz_waits_for_every_watch_names_the_one_that_fails_and_a_taken_port_
     let ns = cluster.namespace("e2e-ready");
     // The controller acts as a user that may not list TmdbSyncs yet.
     let user = format!("system:serviceaccount:{ns}:limited-controller");
-    apply(cluster, &ns, &controller_role(false));
+    let role = "limited-controller";
+    apply(
+        cluster,
+        &ns,
+        &controller_role(role, |resource| !resource.starts_with("tmdbsyncs")),
+    );
     apply(
         cluster,
         &ns,
@@ -800,7 +778,7 @@ async fn readyz_waits_for_every_watch_names_the_one_that_fails_and_a_taken_port_
     assert!(!controller.log().contains("watch works again"));
 
     // The missing rule granted: the watch's next retry lists and the controller is ready.
-    apply(cluster, &ns, &controller_role(true));
+    apply(cluster, &ns, &controller_role(role, |_| true));
     let body = eventually("/readyz turns 200", Duration::from_secs(60), || async {
         let (status, body) = controller.http_text("/readyz").await;
         (status == 200).then_some(body)

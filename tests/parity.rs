@@ -9,8 +9,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use support::{
-    ALL_PAGES, BIN, EngineSetup, TestDb, importable_ids, output, scalar, sim_config, sim_get,
-    stderr, stored_live_ids,
+    ALL_PAGES, BIN, EngineSetup, TestDb, get_json, http_get, importable_ids, output, scalar,
+    sim_config, sim_get, status_json, stderr, stored_live_ids, tmdbsync, tmdbsync_run,
 };
 use tmdbsync::api::{SyncRun, TmdbSync};
 use tmdbsync::controller::job::{JobPlan, build_job};
@@ -73,26 +73,18 @@ async fn discover_stores_everything_it_reaches_and_counts_the_export_ids_it_cann
         "a cap of {CAP} pages should leave some movies out of reach"
     );
     // Every dated movie was reachable through some window: what is missing has no release date.
-    let http = reqwest::Client::new();
-    let past_cap = http
-        .get(format!(
-            "{}/discover/movie?api_key=k&page={}",
-            sim.tmdb_url(),
-            CAP + 1
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(past_cap.status(), 400, "the simulator serves past its cap");
+    let past_cap = format!(
+        "{}/discover/movie?api_key=k&page={}",
+        sim.tmdb_url(),
+        CAP + 1
+    );
+    assert_eq!(
+        http_get(&past_cap).await.0,
+        400,
+        "the simulator serves past its cap"
+    );
     for id in &missing {
-        let m: Value = http
-            .get(format!("{}/movie/{id}?api_key=k", sim.tmdb_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let m = get_json(&format!("{}/movie/{id}?api_key=k", sim.tmdb_url())).await;
         assert_eq!(m["release_date"], json!(""), "movie {id} has a date: {m}");
     }
     let no_date_stored = scalar(
@@ -246,12 +238,7 @@ async fn a_tmdb_sync_gets_the_discover_source_and_the_daily_stale_refetch_throug
     );
 
     // `tmdbsync status` reads the coverage the Job recorded.
-    let text = output({
-        let mut c = Command::new(BIN);
-        c.args(["status", "--database-url", &db.url]);
-        c
-    })
-    .await;
+    let text = output(tmdbsync(&["status", "--database-url", &db.url])).await;
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("Catalog from discover: discover listed 600 of the 600 movies"),
@@ -263,13 +250,15 @@ async fn a_tmdb_sync_gets_the_discover_source_and_the_daily_stale_refetch_throug
 async fn tmdbsync_run_takes_the_discover_source_and_status_reports_its_coverage() {
     let db = TestDb::start();
     let sim = support::start_sim(400, 5).await;
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .args(["--database-url", &db.url, "--tmdb-url", &sim.tmdb_url()])
-        .args(["--export-url", &sim.export_url(), "--rps", "1000"])
-        .args(["--bulk-source", "discover", "--stages", "catalog,bulk"])
-        .env("TMDB_API_KEY", "k")
-        .env_remove("DATABASE_URL");
+    let mut cmd = tmdbsync_run(&db, &sim, "k");
+    cmd.args([
+        "--rps",
+        "1000",
+        "--bulk-source",
+        "discover",
+        "--stages",
+        "catalog,bulk",
+    ]);
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -280,13 +269,7 @@ async fn tmdbsync_run_takes_the_discover_source_and_status_reports_its_coverage(
     let store = db.store().await;
     assert_eq!(stored_live_ids(&store).await, importable_ids(&sim).await);
 
-    let json_out = output({
-        let mut c = Command::new(BIN);
-        c.args(["status", "--format", "json", "--database-url", &db.url]);
-        c
-    })
-    .await;
-    let v: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let v = status_json(&db).await;
     assert_eq!(v["discover"]["listed"], json!(400));
     assert_eq!(v["discover"]["not_reachable"], json!(0));
     assert_eq!(v["discover"]["export"]["not_reachable"], json!(0));

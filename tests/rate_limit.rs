@@ -8,34 +8,20 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::{TestDb, engine, importable_ids, sim_get, sim_post, stored_live_ids};
-use tmdbsync::sim::{self, SimConfig, SimHandle};
-use tmdbsync::stage::bulk::{self, BulkOptions};
+use support::{
+    ALL_PAGES, BIN, TestDb, engine, importable_ids, output, sim_get, sim_post, start_sim,
+    stored_live_ids, tmdbsync_run,
+};
+use tmdbsync::sim::SimHandle;
+use tmdbsync::stage::bulk;
 use tmdbsync::stage::{Engine, RunLabel, catalog};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
-
-const ALL_PAGES: BulkOptions = BulkOptions {
-    pages: None,
-    pages_per_run: 100_000,
-    shard: None,
-    refetch: false,
-};
-
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 17,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
+/// The simulator's seed.
+const SEED: u64 = 17;
 
 async fn load_catalog(engine: &Engine) {
     let c = catalog::run(engine, &RunLabel::default()).await.unwrap();
@@ -65,7 +51,7 @@ fn total_requests(stats: &Value) -> u64 {
 async fn a_server_allowing_5_per_second_slows_a_budget_of_40_to_it_and_every_movie_is_stored() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(200).await;
+    let sim = start_sim(200, SEED).await;
     let engine = engine(store.clone(), &sim, 40);
     load_catalog(&engine).await;
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
@@ -109,7 +95,7 @@ async fn a_server_allowing_5_per_second_slows_a_budget_of_40_to_it_and_every_mov
 async fn at_the_server_limit_no_wall_clock_second_carries_more_than_the_budget_from_the_first() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(400).await;
+    let sim = start_sim(400, SEED).await;
     let engine = engine(store.clone(), &sim, 40);
     load_catalog(&engine).await;
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
@@ -140,29 +126,16 @@ async fn at_the_server_limit_no_wall_clock_second_carries_more_than_the_budget_f
 }
 
 fn run_cmd(db: &TestDb, sim: &SimHandle, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .args(["--database-url", &db.url])
-        .args(["--tmdb-url", &sim.tmdb_url()])
-        .args(["--export-url", &sim.export_url()])
-        .args(extra)
-        .env("TMDB_API_KEY", "test-key")
-        .env("TMDBSYNC_LOG_FORMAT", "text")
-        .env_remove("DATABASE_URL");
+    let mut cmd = tmdbsync_run(db, sim, "test-key");
+    cmd.args(extra);
     cmd
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run tmdbsync"))
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn movies_failing_every_try_end_the_run_completed_with_errors_and_count_each_request() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(8).await;
+    let sim = start_sim(8, SEED).await;
     let out = output(run_cmd(&db, &sim, &["--stages", "catalog"])).await;
     assert_eq!(out.status.code(), Some(0));
     // The first four ids the bulk run asks for answer 500 on every try, and the server allows 2
@@ -245,7 +218,7 @@ fn load_peaks(stats: &Value) -> (u64, u64) {
 async fn a_client_never_has_more_requests_in_flight_than_its_connection_cap() {
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(120).await;
+    let sim = start_sim(120, SEED).await;
     let mut config =
         tmdbsync::tmdb::TmdbConfig::new(sim.tmdb_url(), tmdbsync::tmdb::ApiKey::new("k"));
     config.requests_per_second = 1000;
@@ -281,7 +254,7 @@ async fn the_pods_of_a_run_share_tmdbs_connection_cap_as_their_job_configures_th
     const PODS: i32 = 4;
     let db = TestDb::start();
     let store = db.store().await;
-    let sim = start_sim(400).await;
+    let sim = start_sim(400, SEED).await;
     load_catalog(&engine(store.clone(), &sim, 1000)).await;
     // Answers take 150 ms and the budget allows 250 requests a second per pod: only the
     // connection share limits how many requests a pod has in flight.

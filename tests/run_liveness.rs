@@ -11,65 +11,37 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use support::{TestDb, engine, sim_get, sim_post};
+use serde_json::json;
+use support::{
+    TestDb, engine, importable_ids, output, scalar, sim_config, sim_get, sim_post, start_sim,
+    status_json, stderr, store_and_sim, tmdbsync_run,
+};
 use tmdbsync::plan::RunType;
-use tmdbsync::sim::{self, SimConfig, SimHandle};
+use tmdbsync::sim::SimHandle;
 use tmdbsync::stage::bulk::{self, BulkOptions};
 use tmdbsync::stage::{RunControl, RunLabel, StageError, catalog};
 use tmdbsync::store::Store;
 use tmdbsync::store::runs::{self, RunStatus};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
 /// Movies in the simulated catalog (50 bulk pages).
 const MOVIES: u64 = 1000;
+/// The simulator's seed.
+const SEED: u64 = 17;
 
-async fn start_sim(movies: u64) -> SimHandle {
-    let config = SimConfig {
-        movies,
-        seed: 17,
-        ..Default::default()
-    };
-    sim::spawn(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator")
-}
-
+/// `tmdbsync run` at up to 1000 requests/s and 1000 pages a run, stderr kept (stdout dropped).
 fn run_cmd(db: &TestDb, sim: &SimHandle, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .args([
-            "--database-url",
-            &db.url,
-            "--tmdb-url",
-            &sim.tmdb_url(),
-            "--export-url",
-            &sim.export_url(),
-        ])
-        .args(["--rps", "1000", "--pages", "1000"])
+    let mut cmd = tmdbsync_run(db, sim, "good");
+    cmd.args(["--rps", "1000", "--pages", "1000"])
         .args(extra)
-        .env("TMDB_API_KEY", "good")
-        .env("TMDBSYNC_LOG_FORMAT", "text")
-        .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run tmdbsync"))
-        .await
-        .unwrap()
 }
 
 async fn wait_child(child: Child) -> Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait tmdbsync"))
         .await
         .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn last_line(o: &Output) -> String {
@@ -80,13 +52,6 @@ fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) on a child this test spawned and has not reaped yet.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     assert_eq!(rc, 0, "kill {sig}");
-}
-
-async fn scalar(store: &Store, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
 }
 
 async fn raw_status(store: &Store, run: i64) -> (String, Option<String>) {
@@ -106,15 +71,6 @@ async fn wait_for(store: &Store, sql: &str, n: i64) {
     }
 }
 
-async fn live_ids(sim: &SimHandle) -> BTreeSet<i64> {
-    sim_get(sim, "/__sim/catalog").await["live"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect()
-}
-
 async fn stored_ids(store: &Store) -> Vec<i64> {
     sqlx::query_scalar("SELECT id FROM movies ORDER BY id")
         .fetch_all(store.pool())
@@ -122,16 +78,34 @@ async fn stored_ids(store: &Store) -> Vec<i64> {
         .unwrap()
 }
 
-/// Every live movie stored exactly once, each fetched exactly once.
-async fn assert_exact(store: &Store, sim: &SimHandle) {
+/// A database with the simulator's catalog loaded (a catalog run), and the simulator's answers
+/// then slowed to 20 ms, so that a bulk run lasts long enough for another process to meet it.
+async fn catalog_loaded_and_slow() -> (TestDb, Store, SimHandle) {
+    let (db, store, sim) = store_and_sim(sim_config(MOVIES, SEED)).await;
+    let c = catalog::run(&engine(store.clone(), &sim, 10_000), &RunLabel::default())
+        .await
+        .unwrap();
+    assert!(c.succeeded, "{}", c.message);
+    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 20})).await;
+    (db, store, sim)
+}
+
+/// Every live movie stored exactly once; returns how many there are.
+async fn assert_stored_once(store: &Store, sim: &SimHandle) -> usize {
     let stored = stored_ids(store).await;
     let unique: BTreeSet<i64> = stored.iter().copied().collect();
     assert_eq!(stored.len(), unique.len());
-    assert_eq!(unique, live_ids(sim).await);
+    assert_eq!(unique, importable_ids(sim).await);
+    unique.len()
+}
+
+/// Every live movie stored exactly once, each fetched exactly once.
+async fn assert_exact(store: &Store, sim: &SimHandle) {
+    let stored = assert_stored_once(store, sim).await;
     let stats = sim_get(sim, "/__sim/stats").await;
     assert_eq!(
         stats["requests"]["details"].as_i64().unwrap(),
-        unique.len() as i64,
+        stored as i64,
         "a movie was fetched twice: {stats}"
     );
 }
@@ -139,7 +113,7 @@ async fn assert_exact(store: &Store, sim: &SimHandle) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_cli_runs_at_once_take_turns_and_never_fetch_a_movie_twice() {
     let db = TestDb::start();
-    let sim = start_sim(MOVIES).await;
+    let sim = start_sim(MOVIES, SEED).await;
     sim_post(&sim, "/__sim/faults", json!({"latency_ms": 10})).await;
     let first = run_cmd(&db, &sim, &["--stages", "catalog,bulk"])
         .spawn()
@@ -179,16 +153,7 @@ async fn two_cli_runs_at_once_take_turns_and_never_fetch_a_movie_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_waiting_a_second_run_exits_1_naming_the_run_that_holds_the_stage() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(MOVIES).await;
-    assert!(
-        catalog::run(&engine(store.clone(), &sim, 10_000), &RunLabel::default())
-            .await
-            .unwrap()
-            .succeeded
-    );
-    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 20})).await;
+    let (db, store, sim) = catalog_loaded_and_slow().await;
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
     let first = run_cmd(&db, &sim, &["--stages", "bulk"]).spawn().unwrap();
     wait_for(&store, "SELECT count(*) FROM movies", 100).await;
@@ -232,17 +197,8 @@ async fn without_waiting_a_second_run_exits_1_naming_the_run_that_holds_the_stag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_of_one_named_run_share_the_stage_and_another_run_is_refused() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(MOVIES).await;
+    let (_db, store, sim) = catalog_loaded_and_slow().await;
     let base = engine(store.clone(), &sim, 10_000);
-    assert!(
-        catalog::run(&base, &RunLabel::default())
-            .await
-            .unwrap()
-            .succeeded
-    );
-    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 20})).await;
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
     let named = |name: &str| RunLabel {
         name: Some(name.into()),
@@ -299,16 +255,7 @@ async fn shards_of_one_named_run_share_the_stage_and_another_run_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_run_is_taken_over_and_its_late_writes_are_refused() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(MOVIES).await;
-    assert!(
-        catalog::run(&engine(store.clone(), &sim, 10_000), &RunLabel::default())
-            .await
-            .unwrap()
-            .succeeded
-    );
-    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 20})).await;
+    let (db, store, sim) = catalog_loaded_and_slow().await;
     let lease = ["--run-lease-secs", "1"];
     let zombie = run_cmd(&db, &sim, &[&["--stages", "bulk"][..], &lease].concat())
         .spawn()
@@ -371,10 +318,7 @@ async fn a_frozen_run_is_taken_over_and_its_late_writes_are_refused() {
         late_pages, 0,
         "the zombie checkpointed pages after the takeover"
     );
-    let stored = stored_ids(&store).await;
-    let unique: BTreeSet<i64> = stored.iter().copied().collect();
-    assert_eq!(stored.len(), unique.len());
-    assert_eq!(unique, live_ids(&sim).await);
+    assert_stored_once(&store, &sim).await;
     assert_eq!(
         scalar(
             &store,
@@ -387,16 +331,7 @@ async fn a_frozen_run_is_taken_over_and_its_late_writes_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_is_recorded_at_once_and_a_sigkilled_run_reads_failed_after_its_lease() {
-    let db = TestDb::start();
-    let store = db.store().await;
-    let sim = start_sim(MOVIES).await;
-    assert!(
-        catalog::run(&engine(store.clone(), &sim, 10_000), &RunLabel::default())
-            .await
-            .unwrap()
-            .succeeded
-    );
-    sim_post(&sim, "/__sim/faults", json!({"latency_ms": 20})).await;
+    let (db, store, sim) = catalog_loaded_and_slow().await;
     let args = ["--stages", "bulk", "--run-lease-secs", "1"];
 
     let terminated = run_cmd(&db, &sim, &args).spawn().unwrap();
@@ -425,14 +360,7 @@ async fn sigterm_is_recorded_at_once_and_a_sigkilled_run_reads_failed_after_its_
     killed.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let status = output({
-        let mut c = Command::new(BIN);
-        c.args(["status", "--format", "json", "--database-url", &db.url]);
-        c
-    })
-    .await;
-    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
-    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let v = status_json(&db).await;
     let shown = v["runs"]
         .as_array()
         .unwrap()

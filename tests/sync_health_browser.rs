@@ -16,12 +16,15 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use support::{BIN, TestDb, free_port, output, start_sim, stderr};
+use support::cluster::eventually;
+use support::{
+    TestDb, free_port, get_json, http_get, output, start_sim, stderr, tmdbsync, tmdbsync_run,
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -38,21 +41,19 @@ impl Drop for Killed {
 
 /// `tmdbsync dashboard` on a free port; returns the process and its base URL.
 fn start_dashboard(db: &TestDb) -> (Killed, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "dashboard",
-            "--database-url",
-            &db.url,
-            "--addr",
-            "127.0.0.1:0",
-            "--sync",
-            "media/cinegraph",
-        ])
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tmdbsync dashboard");
+    let mut child = tmdbsync(&[
+        "dashboard",
+        "--database-url",
+        &db.url,
+        "--addr",
+        "127.0.0.1:0",
+        "--sync",
+        "media/cinegraph",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("start tmdbsync dashboard");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -82,24 +83,11 @@ async fn start_driver() -> (Killed, String) {
         .spawn()
         .expect("start chromedriver");
     let url = format!("http://127.0.0.1:{port}");
-    let http = tmdbsync::http::http_client_builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = http
-            .get(format!("{url}/status"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success());
-        if ready.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = format!("{url}/status");
+    eventually("chromedriver starts", Duration::from_secs(20), || async {
+        (http_get(&status).await.0 == 200).then_some(())
+    })
+    .await;
     (Killed(child), url)
 }
 
@@ -217,27 +205,16 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     let db = TestDb::start();
     let sim = start_sim(500, 23).await;
     // A real run on the simulator's clock: the catalog, 10 of 25 pages, the side jobs.
-    let mut run = Command::new(BIN);
-    run.args(["run", "--database-url", &db.url])
-        .args([
-            "--tmdb-url",
-            &sim.tmdb_url(),
-            "--export-url",
-            &sim.export_url(),
-        ])
-        .args([
-            "--rps",
-            "1000",
-            "--stages",
-            "catalog,bulk,enrich",
-            "--pages",
-            "10",
-        ])
-        .args(["--omdb-url", &sim.omdb_url(), "--omdb-api-key", "k"])
-        .env("TMDB_API_KEY", "k")
-        .env("TMDBSYNC_LOG_FORMAT", "text")
-        .env_remove("DATABASE_URL")
-        .env_remove("OMDB_API_KEY");
+    let mut run = tmdbsync_run(&db, &sim, "k");
+    run.args([
+        "--rps",
+        "1000",
+        "--stages",
+        "catalog,bulk,enrich",
+        "--pages",
+        "10",
+    ])
+    .args(["--omdb-url", &sim.omdb_url(), "--omdb-api-key", "k"]);
     let out = output(run).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
@@ -291,16 +268,7 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
 
     assert_eq!(text(&c, "#percent").await, "40.0%");
     assert_eq!(text(&c, "#counts").await, "200 of 500 movies");
-    let health: Value = tmdbsync::http::http_client_builder()
-        .build()
-        .unwrap()
-        .get(format!("{base}/health.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_json(&format!("{base}/health.json")).await;
     assert_eq!(
         health["today"],
         json!(sim_today.to_string()),
@@ -454,16 +422,8 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
         .unwrap()
         .unwrap();
     c.close().await.unwrap();
-    let csv_text = tmdbsync::http::http_client_builder()
-        .build()
-        .unwrap()
-        .get(&href)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, csv_text) = http_get(&href).await;
+    assert_eq!(status, 200, "{csv_text}");
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(header, tmdbsync::web::download::CSV_COLUMNS);
@@ -505,12 +465,16 @@ async fn the_page_in_a_real_browser_shows_the_sync_and_its_report_matches_the_da
     }
 
     // `tmdbsync status -o json` is the page's document; `--format html` the page as a file.
-    let status = |format: &'static str| {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["status", "-o", format, "--database-url", &db.url])
-            .args(["--sync", "media/cinegraph"])
-            .env_remove("DATABASE_URL");
-        output(cmd)
+    let status = |format: &str| {
+        output(tmdbsync(&[
+            "status",
+            "-o",
+            format,
+            "--database-url",
+            &db.url,
+            "--sync",
+            "media/cinegraph",
+        ]))
     };
     let json_out = status("json").await;
     assert_eq!(json_out.status.code(), Some(0), "{}", stderr(&json_out));

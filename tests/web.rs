@@ -1,5 +1,9 @@
 //! The controller's health endpoints.
 
+mod support;
+
+use support::http_get;
+
 #[tokio::test]
 async fn health_endpoints_report_readiness() {
     let ready = tmdbsync::web::Readiness::default();
@@ -7,42 +11,20 @@ async fn health_endpoints_report_readiness() {
     let addr = listener.local_addr().unwrap();
     let metrics = std::sync::Arc::new(tmdbsync::telemetry::metrics::Metrics::new());
     tokio::spawn(tmdbsync::web::serve(listener, ready.clone(), metrics));
-    let http = tmdbsync::http::http_client_builder().build().unwrap();
-    let get = |path: &'static str| {
-        let http = http.clone();
-        async move {
-            http.get(format!("http://{addr}{path}"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+    let get = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move { http_get(&url).await }
     };
-    assert_eq!(get("/healthz").await, 200);
-    assert_eq!(get("/readyz").await, 503, "starting");
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 503, "starting");
     ready.set_role(tmdbsync::telemetry::readiness::Role::Active);
     ready.api_answered();
     let watch = ready.watch("tmdbsyncs");
-    assert_eq!(get("/readyz").await, 503, "the watch has not synced");
+    assert_eq!(get("/readyz").await.0, 503, "the watch has not synced");
     watch.synced();
-    assert_eq!(get("/readyz").await, 200);
-    let body = http
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 200);
     assert_eq!(body, "ready: reconciling; watches synced: tmdbsyncs\n");
-    let body = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, body) = get("/metrics").await;
     assert!(body.contains("tmdbsync_build_info{version=\""), "{body}");
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use support::{TestDb, start_sim};
 use tmdbsync::plan::health::SyncFacts;
 use tmdbsync::store::Store;
-use tmdbsync::web::dashboard::SyncDirectory;
+use tmdbsync::web::dashboard::{Opening, SyncDirectory};
 use tmdbsync::web::page::SyncListing;
 
 struct Directory {
@@ -41,11 +41,7 @@ impl SyncDirectory for Directory {
         })
     }
 
-    fn open<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(Store, SyncFacts)>, String>> {
+    fn open<'a>(&'a self, namespace: &'a str, name: &'a str) -> Opening<'a> {
         Box::pin(async move {
             match (namespace, name) {
                 ("media", "cinegraph") => Ok(Some((

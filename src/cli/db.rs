@@ -1,6 +1,6 @@
 //! `tmdbsync migrate` and `tmdbsync status` (read-only).
 
-use super::{connect, connect_read_only, fail};
+use super::{connect, connect_read_only, fail, sync_facts};
 use crate::{DbArgs, Format, StatusArgs};
 use tmdbsync::exit::ExitCode;
 
@@ -20,14 +20,9 @@ pub(crate) async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return Ok(fail(e)),
     };
-    let facts = match a
-        .sync
-        .as_deref()
-        .map(tmdbsync::plan::health::SyncFacts::named)
-    {
-        Some(Err(e)) => return Ok(fail((ExitCode::Config, e))),
-        Some(Ok(f)) => f,
-        None => Default::default(),
+    let facts = match sync_facts(a.sync.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return Ok(fail(e)),
     };
     let health = match tmdbsync::web::dashboard::health_of(&store, &facts).await {
         Ok(h) => h,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tmdbsync::exit::ExitCode;
 use tmdbsync::plan::RunType;
 use tmdbsync::plan::enrich::EnrichStage;
+use tmdbsync::plan::health::SyncFacts;
 use tmdbsync::stage::bulk::BulkOptions;
 use tmdbsync::stage::catalog::CatalogSource;
 use tmdbsync::stage::delta::DeltaOptions;
@@ -36,6 +37,15 @@ pub(crate) async fn connect_read_only(db: &DbArgs) -> Result<Store, (ExitCode, S
         .map_err(store_error)?;
     store.check_schema().await.map_err(store_error)?;
     Ok(store)
+}
+
+/// What `--sync NAMESPACE/NAME` says about the sync the database belongs to (nothing when the
+/// flag is absent).
+pub(crate) fn sync_facts(sync: Option<&str>) -> Result<SyncFacts, (ExitCode, String)> {
+    sync.map_or_else(
+        || Ok(SyncFacts::default()),
+        |s| SyncFacts::named(s).map_err(|e| (ExitCode::Config, e)),
+    )
 }
 
 /// Checks that `value` of `flag` is an http(s) URL with a host; the error names the fix, with

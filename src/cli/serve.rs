@@ -1,6 +1,6 @@
 //! The long-running commands: `simulate`, `controller` and `dashboard`.
 
-use super::{connect_read_only, fail};
+use super::{connect_read_only, fail, sync_facts};
 use crate::{ControllerArgs, DashboardArgs, SimulateArgs};
 use anyhow::Context as _;
 use std::time::Duration;
@@ -58,14 +58,9 @@ pub(crate) async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
 
 /// Serves the Sync Health page of one database, read-only, until killed.
 pub(crate) async fn dashboard(a: DashboardArgs) -> anyhow::Result<ExitCode> {
-    let facts = match a
-        .sync
-        .as_deref()
-        .map(tmdbsync::plan::health::SyncFacts::named)
-    {
-        Some(Err(e)) => return Ok(fail((ExitCode::Config, e))),
-        Some(Ok(f)) => f,
-        None => Default::default(),
+    let facts = match sync_facts(a.sync.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return Ok(fail(e)),
     };
     let store = match connect_read_only(&a.db).await {
         Ok(s) => s,

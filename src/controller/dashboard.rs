@@ -9,9 +9,7 @@ use kube::ResourceExt;
 
 use super::Context;
 use crate::api::TmdbSync;
-use crate::plan::health::SyncFacts;
-use crate::store::Store;
-use crate::web::dashboard::SyncDirectory;
+use crate::web::dashboard::{Opening, SyncDirectory};
 use crate::web::page::SyncListing;
 
 /// The syncs of a running controller.
@@ -61,11 +59,7 @@ impl SyncDirectory for ControllerDirectory {
         })
     }
 
-    fn open<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(Store, SyncFacts)>, String>> {
+    fn open<'a>(&'a self, namespace: &'a str, name: &'a str) -> Opening<'a> {
         Box::pin(async move {
             if self
                 .ctx

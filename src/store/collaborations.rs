@@ -43,12 +43,9 @@ pub async fn apply_batch(
     top_cast: i32,
     crew_jobs: &[&str],
 ) -> Result<CollabBatch> {
-    let mut tx = store.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *tx)
-        .await
-        .context("locking collaborations")?;
+    let mut tx = store
+        .begin_locked(LOCK_KEY, "locking collaborations")
+        .await?;
     sqlx::query(
         "CREATE TEMP TABLE collab_batch ON COMMIT DROP AS
          SELECT p.movie_id, GREATEST(p.credits_changed_at, m.deleted_at) AS version,

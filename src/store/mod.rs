@@ -348,4 +348,21 @@ impl Store {
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
         self.pool.begin().await.context("starting a transaction")
     }
+
+    /// Starts a transaction holding the transaction-level advisory lock `key` (waiting for it),
+    /// so that batches of concurrent runs over the same rows take turns; `what` says what is
+    /// locked when that fails ("locking PQS").
+    pub(crate) async fn begin_locked(
+        &self,
+        key: i64,
+        what: &'static str,
+    ) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .context(what)?;
+        Ok(tx)
+    }
 }

@@ -27,12 +27,7 @@ pub async fn pending_movies(store: &Store) -> Result<i64> {
 /// Queues the key people of up to `limit` pending movies and marks those movies done; returns
 /// how many movies.
 pub async fn queue_pending_movies(store: &Store, limit: i64) -> Result<i64> {
-    let mut tx = store.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *tx)
-        .await
-        .context("locking PQS")?;
+    let mut tx = store.begin_locked(LOCK_KEY, "locking PQS").await?;
     let n: i64 = sqlx::query_scalar(
         "WITH batch AS (
              SELECT p.movie_id, GREATEST(p.details_at, p.omdb_at, m.deleted_at) AS version
@@ -83,12 +78,7 @@ pub async fn queue_everyone(store: &Store) -> Result<i64> {
 /// Scores up to `limit` queued people (lowest ids first) in one transaction and takes them off
 /// the queue; people left without a live movie lose their score. Returns how many were taken.
 pub async fn score_queued(store: &Store, limit: i64, reference_year: i32) -> Result<i64> {
-    let mut tx = store.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *tx)
-        .await
-        .context("locking PQS")?;
+    let mut tx = store.begin_locked(LOCK_KEY, "locking PQS").await?;
     let taken = sqlx::query(
         "CREATE TEMP TABLE pqs_batch ON COMMIT DROP AS
          SELECT person_id FROM pqs_pending_people ORDER BY person_id LIMIT $1",

@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -63,6 +64,27 @@ async fn report_response(
     }
 }
 
+/// A sync's panel rendered with `options`, or 503 titled `title` with the reason.
+async fn panel_response(
+    store: &Store,
+    facts: &SyncFacts,
+    options: PageOptions,
+    title: &str,
+) -> Response {
+    match health_of(store, facts).await {
+        Ok(h) => Html(page::render_health(&h, &options)).into_response(),
+        Err(e) => unavailable(title, &e.to_string()),
+    }
+}
+
+/// A sync's `health.json`, or 503 with the reason.
+async fn health_response(store: &Store, facts: &SyncFacts) -> Response {
+    match health_of(store, facts).await {
+        Ok(h) => pretty_json(&h),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
 /// The page as one self-contained file (`tmdbsync status --format html`): no refresh, no links
 /// to downloads.
 pub fn health_file(health: &SyncHealth) -> String {
@@ -73,15 +95,14 @@ pub fn health_file(health: &SyncHealth) -> String {
 pub trait SyncDirectory: Send + Sync + 'static {
     /// Every TmdbSync watched, with its phase.
     fn list(&self) -> BoxFuture<'_, Result<Vec<SyncListing>, String>>;
-    /// A sync's database and what its resource says; `Ok(None)` when there is no such sync.
-    /// The error is a sentence for people (a secret missing, the database unreachable), never a
-    /// secret.
-    fn open<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(Store, SyncFacts)>, String>>;
+    /// A sync's database and what its resource says.
+    fn open<'a>(&'a self, namespace: &'a str, name: &'a str) -> Opening<'a>;
 }
+
+/// What [`SyncDirectory::open`] answers: the sync's database and facts, `Ok(None)` when there is
+/// no such sync, or an error that is a sentence for people (a secret missing, the database
+/// unreachable), never a secret.
+pub type Opening<'a> = BoxFuture<'a, Result<Option<(Store, SyncFacts)>, String>>;
 
 #[derive(Debug, Deserialize)]
 struct PageQuery {
@@ -172,28 +193,19 @@ pub fn database_routes(store: Store, facts: SyncFacts) -> Router {
             "/",
             get(
                 |State(db): State<Database>, Query(q): Query<PageQuery>| async move {
-                    match health_of(&db.store, &db.facts).await {
-                        Ok(h) => Html(page::render_health(
-                            &h,
-                            &PageOptions {
-                                base: Some(String::new()),
-                                refresh_secs: q.refresh(),
-                                back_to_list: false,
-                            },
-                        ))
-                        .into_response(),
-                        Err(e) => unavailable("Sync Health", &e.to_string()),
-                    }
+                    let options = PageOptions {
+                        base: Some(String::new()),
+                        refresh_secs: q.refresh(),
+                        back_to_list: false,
+                    };
+                    panel_response(&db.store, &db.facts, options, "Sync Health").await
                 },
             ),
         )
         .route(
             "/health.json",
             get(|State(db): State<Database>| async move {
-                match health_of(&db.store, &db.facts).await {
-                    Ok(h) => pretty_json(&h),
-                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-                }
+                health_response(&db.store, &db.facts).await
             }),
         )
         .route(
@@ -227,19 +239,42 @@ pub async fn serve_database(
 
 type Directory = Arc<dyn SyncDirectory>;
 
-/// Opens a sync or answers why not (404, 503).
-async fn open(dir: &Directory, ns: &str, name: &str) -> Result<(Store, SyncFacts), Response> {
-    match dir.open(ns, name).await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => Err((
-            StatusCode::NOT_FOUND,
-            Html(page::problem(
-                "Not found",
-                &format!("no TmdbSync {name} in namespace {ns} is watched by this controller"),
-            )),
-        )
-            .into_response()),
-        Err(e) => Err(unavailable(&format!("{ns}/{name}"), &e)),
+/// A sync named by the path (`/syncs/{namespace}/{name}…`), opened through the directory: its
+/// database and what its resource says. Extracting it answers 404 when no such sync is watched
+/// and 503 when it cannot be opened.
+struct WatchedSync {
+    namespace: String,
+    name: String,
+    store: Store,
+    facts: SyncFacts,
+}
+
+impl FromRequestParts<Directory> for WatchedSync {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, dir: &Directory) -> Result<Self, Response> {
+        let Path((namespace, name)) = Path::<(String, String)>::from_request_parts(parts, dir)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match dir.open(&namespace, &name).await {
+            Ok(Some((store, facts))) => Ok(WatchedSync {
+                namespace,
+                name,
+                store,
+                facts,
+            }),
+            Ok(None) => Err((
+                StatusCode::NOT_FOUND,
+                Html(page::problem(
+                    "Not found",
+                    &format!(
+                        "no TmdbSync {name} in namespace {namespace} is watched by this controller"
+                    ),
+                )),
+            )
+                .into_response()),
+            Err(e) => Err(unavailable(&format!("{namespace}/{name}"), &e)),
+        }
     }
 }
 
@@ -264,69 +299,33 @@ pub fn controller_routes(dir: Arc<dyn SyncDirectory>) -> Router {
         )
         .route(
             "/syncs/{namespace}/{name}",
-            get(
-                |State(dir): State<Directory>,
-                 Path((ns, name)): Path<(String, String)>,
-                 Query(q): Query<PageQuery>| async move {
-                    let (store, facts) = match open(&dir, &ns, &name).await {
-                        Ok(found) => found,
-                        Err(r) => return r,
-                    };
-                    match health_of(&store, &facts).await {
-                        Ok(h) => Html(page::render_health(
-                            &h,
-                            &PageOptions {
-                                base: Some(format!("/syncs/{ns}/{name}")),
-                                refresh_secs: q.refresh(),
-                                back_to_list: true,
-                            },
-                        ))
-                        .into_response(),
-                        Err(e) => unavailable(&format!("{ns}/{name}"), &e.to_string()),
-                    }
-                },
-            ),
+            get(|Query(q): Query<PageQuery>, sync: WatchedSync| async move {
+                let at = format!("{}/{}", sync.namespace, sync.name);
+                let options = PageOptions {
+                    base: Some(format!("/syncs/{at}")),
+                    refresh_secs: q.refresh(),
+                    back_to_list: true,
+                };
+                panel_response(&sync.store, &sync.facts, options, &at).await
+            }),
         )
         .route(
             "/syncs/{namespace}/{name}/health.json",
-            get(
-                |State(dir): State<Directory>, Path((ns, name)): Path<(String, String)>| async move {
-                    let (store, facts) = match open(&dir, &ns, &name).await {
-                        Ok(found) => found,
-                        Err(r) => return r,
-                    };
-                    match health_of(&store, &facts).await {
-                        Ok(h) => pretty_json(&h),
-                        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-                    }
-                },
-            ),
+            get(|sync: WatchedSync| async move { health_response(&sync.store, &sync.facts).await }),
         )
         .route(
             "/syncs/{namespace}/{name}/report.json",
             get(
-                |State(dir): State<Directory>,
-                 Path((ns, name)): Path<(String, String)>,
-                 Query(q): Query<ReportQuery>| async move {
-                    let (store, facts) = match open(&dir, &ns, &name).await {
-                        Ok(found) => found,
-                        Err(r) => return r,
-                    };
-                    report_response(&store, &facts, q.days(), pretty_json).await
+                |Query(q): Query<ReportQuery>, sync: WatchedSync| async move {
+                    report_response(&sync.store, &sync.facts, q.days(), pretty_json).await
                 },
             ),
         )
         .route(
             "/syncs/{namespace}/{name}/report.csv",
             get(
-                |State(dir): State<Directory>,
-                 Path((ns, name)): Path<(String, String)>,
-                 Query(q): Query<ReportQuery>| async move {
-                    let (store, facts) = match open(&dir, &ns, &name).await {
-                        Ok(found) => found,
-                        Err(r) => return r,
-                    };
-                    report_response(&store, &facts, q.days(), csv_response).await
+                |Query(q): Query<ReportQuery>, sync: WatchedSync| async move {
+                    report_response(&sync.store, &sync.facts, q.days(), csv_response).await
                 },
             ),
         )

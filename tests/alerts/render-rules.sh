@@ -13,9 +13,8 @@ chart="$root/charts/tmdbsync"
 find_helm() {
   if [ -n "${HELM:-}" ]; then echo "$HELM"; return; fi
   if command -v helm >/dev/null 2>&1; then command -v helm; return; fi
-  local version cache
-  version="$(sed -n 's/^HELM_VERSION="\${HELM_VERSION:-\(.*\)}"$/\1/p' "$root/scripts/build-control-plane.sh")"
-  cache="${TMDBSYNC_CACHE:-$HOME/.cache/tmdbsync}/control-plane/helm-${HELM_VERSION:-$version}/bin/helm"
+  . "$root/scripts/lib/testenv.sh"
+  local cache="$HELM_BIN/helm"
   if [ ! -x "$cache" ]; then
     echo "[render-rules] building helm (scripts/build-control-plane.sh)" >&2
     bash "$root/scripts/build-control-plane.sh" >/dev/null

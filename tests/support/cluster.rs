@@ -679,15 +679,31 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    poll(what, timeout, || {
+        let answer = check();
+        async move { answer.await.ok_or_else(|| "not yet".to_string()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls an async `check` every 250 ms until it returns `Ok`; after `timeout` returns the last
+/// `Err`, prefixed with `what`.
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(v) = check().await {
-            return v;
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for {what}; last: {last}"
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

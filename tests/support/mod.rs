@@ -6,10 +6,13 @@
 pub mod cluster;
 pub mod fake_http;
 pub mod operator;
+mod process;
+
+pub use process::*;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -287,9 +290,6 @@ impl Drop for TestDb {
     }
 }
 
-/// The tmdbsync binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_tmdbsync");
-
 /// The simulator with `movies` movies (none adult) generated from `seed`, on a free local port.
 pub async fn start_sim(movies: u64, seed: u64) -> SimHandle {
     spawn_sim(sim_config(movies, seed)).await
@@ -346,9 +346,7 @@ pub struct EngineSetup {
 impl EngineSetup {
     /// Postgres, the simulator with `config`, and an engine allowed `rps` requests a second.
     pub async fn start(config: SimConfig, rps: u32) -> EngineSetup {
-        let db = TestDb::start();
-        let store = db.store().await;
-        let sim = spawn_sim(config).await;
+        let (db, store, sim) = store_and_sim(config).await;
         let engine = engine(store.clone(), &sim, rps);
         EngineSetup {
             engine,
@@ -369,6 +367,15 @@ impl EngineSetup {
         import_all(&setup.engine).await;
         setup
     }
+}
+
+/// A private Postgres with a migrated store, and the simulator with `config`. Keep the database
+/// for the whole test: dropping it stops the server.
+pub async fn store_and_sim(config: SimConfig) -> (TestDb, Store, SimHandle) {
+    let db = TestDb::start();
+    let store = db.store().await;
+    let sim = spawn_sim(config).await;
+    (db, store, sim)
 }
 
 /// `movies` simulated movies (none adult) generated from `seed`; the other settings as default.
@@ -417,16 +424,24 @@ pub fn ids(v: &Value) -> BTreeSet<i64> {
         .collect()
 }
 
-/// Runs a command off the async runtime and returns its output.
-pub async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run tmdbsync"))
-        .await
-        .unwrap()
+/// `GET url`: the answer's status and body, or status 0 and no body when nothing answers (within
+/// 30 s).
+pub async fn http_get(url: &str) -> (u16, String) {
+    let http = tmdbsync::http::http_client_builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    match http.get(url).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
 }
 
-/// A command's stderr as text.
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// `GET url` answered with JSON; panics when nothing answers or the body is not JSON.
+pub async fn get_json(url: &str) -> Value {
+    let (status, body) = http_get(url).await;
+    serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("GET {url}: {status} {body:?} is not JSON: {e}"))
 }
 
 /// An engine against the simulator, allowed `rps` requests a second, with test-friendly backoff.

@@ -18,8 +18,8 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use kube::Api;
@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 use tmdbsync::api::{RunPhase, SyncRun};
 use tmdbsync::sim::SimHandle;
 
-use super::BIN;
 use super::cluster::{Cluster, wait_for};
+use super::{BIN, Daemon, http_get};
 
 /// The TmdbSync that [`tmdb_sync`] builds and [`sync_run`] refers to.
 pub const SYNC: &str = "cinegraph";
@@ -57,6 +57,37 @@ pub fn install_crd_file(cluster: &Cluster, path: &str) {
         "crd/tmdbsyncs.tmdbsync.io",
         "crd/syncruns.tmdbsync.io",
     ]);
+}
+
+/// The reconcilers' rules as `(group, resource, verbs)`: what src/controller calls (see the
+/// README's RBAC table for the call behind each verb). The chart grants exactly these.
+pub const CONTROLLER_RULES: [(&str, &str, &[&str]); 9] = [
+    ("tmdbsync.io", "tmdbsyncs", &["get", "list", "watch"]),
+    ("tmdbsync.io", "tmdbsyncs/status", &["patch"]),
+    (
+        "tmdbsync.io",
+        "syncruns",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    ("tmdbsync.io", "syncruns/status", &["patch"]),
+    ("batch", "jobs", &["get", "list", "watch", "create"]),
+    ("", "secrets", &["get"]),
+    ("tmdbsync.io", "tmdbsyncs/finalizers", &["update"]),
+    ("tmdbsync.io", "syncruns/finalizers", &["update"]),
+    ("events.k8s.io", "events", &["create", "patch"]),
+];
+
+/// Role `name` with the [`CONTROLLER_RULES`] on the resources `granted` keeps.
+pub fn controller_role(name: &str, granted: impl Fn(&str) -> bool) -> Value {
+    let rules: Vec<Value> = CONTROLLER_RULES
+        .iter()
+        .filter(|(_, resource, _)| granted(resource))
+        .map(|(group, resource, verbs)| {
+            json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+        })
+        .collect();
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+           "metadata": {"name": name}, "rules": rules})
 }
 
 /// Creates or replaces Secret `name` with `data` in `ns`. Server-side apply: no
@@ -163,17 +194,40 @@ impl Manifest {
     }
 }
 
+/// The command line of a test controller (after the binary) for namespace `ns`: worker image
+/// `tmdbsync:e2e` (the node agent runs [`BIN`]), status mirrored every second, metrics on
+/// `metrics_addr`. Its environment is [`CONTROLLER_ENV`].
+pub fn controller_args(ns: &str, metrics_addr: SocketAddr) -> Vec<String> {
+    [
+        "controller",
+        "--namespace",
+        ns,
+        "--worker-image",
+        "tmdbsync:e2e",
+        "--mirror-interval-secs",
+        "1",
+        "--metrics-addr",
+        &metrics_addr.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A test controller's environment: JSON logs at debug level.
+pub const CONTROLLER_ENV: [(&str, &str); 2] = [
+    ("TMDBSYNC_LOG_FORMAT", "json"),
+    ("RUST_LOG", "info,tmdbsync=debug"),
+];
+
 /// A `tmdbsync controller` process, killed on drop; its stdout and stderr go to a log file.
 pub struct ControllerProcess {
-    child: Child,
-    log: PathBuf,
+    process: Daemon,
     metrics_addr: SocketAddr,
 }
 
 impl ControllerProcess {
-    /// The controller of namespace `ns` with `extra` arguments: worker image `tmdbsync:e2e` (the
-    /// node agent runs [`BIN`]), status mirrored every second, metrics on a free port, JSON logs at
-    /// debug level.
+    /// The controller of namespace `ns` ([`controller_args`], metrics on a free port) with `extra`
+    /// arguments.
     pub fn start(cluster: &Cluster, ns: &str, extra: &[&str]) -> Self {
         Self::start_with(cluster, ns, extra, &[], None)
     }
@@ -193,32 +247,18 @@ impl ControllerProcess {
         ));
         let metrics_addr =
             metrics_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], super::free_port())));
-        let out = std::fs::File::create(&log).expect("create the controller log");
-        let child = Command::new(BIN)
-            .args([
-                "controller",
-                "--namespace",
-                ns,
-                "--worker-image",
-                "tmdbsync:e2e",
-                "--mirror-interval-secs",
-                "1",
-                "--metrics-addr",
-                &metrics_addr.to_string(),
-            ])
-            .args(extra)
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .env("TMDBSYNC_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,tmdbsync=debug")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup the controller log"))
-            .stderr(out)
-            .spawn()
-            .expect("start the controller");
-        ControllerProcess {
-            child,
+        let process = Daemon::spawn(
+            "controller",
+            Command::new(BIN)
+                .args(controller_args(ns, metrics_addr))
+                .args(extra)
+                .env("KUBECONFIG", cluster.kubeconfig())
+                .envs(CONTROLLER_ENV)
+                .envs(env.iter().copied()),
             log,
+        );
+        ControllerProcess {
+            process,
             metrics_addr,
         }
     }
@@ -230,64 +270,39 @@ impl ControllerProcess {
 
     /// The HTTP status of `GET <path>` on the metrics address (0 when nothing answers).
     pub async fn http_status(&self, path: &str) -> u16 {
-        self.get(path).await.map_or(0, |r| r.status().as_u16())
+        self.http_text(path).await.0
     }
 
     /// The HTTP status and body of `GET <path>` (status 0 when nothing answers).
     pub async fn http_text(&self, path: &str) -> (u16, String) {
-        match self.get(path).await {
-            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-            Err(_) => (0, String::new()),
-        }
+        http_get(&format!("http://{}{path}", self.metrics_addr)).await
     }
 
     /// Waits up to `timeout` for the process to exit and returns its status (`None`: still running).
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the controller") {
-                return Some(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.process.wait_exit(timeout).await
     }
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let response = self.get("/metrics").await.expect("metrics endpoint");
-        response.text().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
-        let http = tmdbsync::http::http_client_builder().build().unwrap();
-        http.get(format!("http://{}{path}", self.metrics_addr))
-            .send()
-            .await
+        let (status, text) = self.http_text("/metrics").await;
+        assert_ne!(status, 0, "nothing answers on {}", self.metrics_addr);
+        text
     }
 
     /// The log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// The log file.
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.process.log_path()
     }
 
     /// Kills the process (SIGKILL: no lease release, no cleanup) and reaps it.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ControllerProcess {
-    fn drop(&mut self) {
-        self.stop();
+        self.process.stop();
     }
 }
 
