@@ -262,16 +262,27 @@ struct Controller {
 }
 
 impl Controller {
-    /// Starts it on namespace `ns` with leader election, as the chart runs it, logging at info.
+    /// Starts it on namespace `ns` with leader election, as the chart runs it (without when
+    /// `TMDBSYNC_BENCH_ELECTION=0`), logging at info.
     fn start(kubeconfig: &std::path::Path, ns: &str) -> Self {
         let bin = std::env::var("TMDBSYNC_BENCH_BIN").unwrap_or_else(|_| BIN.to_string());
+        let election = std::env::var("TMDBSYNC_BENCH_ELECTION").map_or(true, |v| v != "0");
         let metrics_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = std::env::temp_dir().join(format!("tmdbsync-bench-controller-{ns}.log"));
         let out = std::fs::File::create(&log).expect("create the controller log");
         println!("controller: {bin} (log {})", log.display());
         let child = Command::new(&bin)
-            .args(["controller", "--namespace", ns, "--leader-election"])
-            .args(["--lease-namespace", ns, "--worker-image", "tmdbsync:bench"])
+            .args([
+                "controller",
+                "--namespace",
+                ns,
+                "--worker-image",
+                "tmdbsync:bench",
+            ])
+            .args(match election {
+                true => vec!["--leader-election", "--lease-namespace", ns],
+                false => vec![],
+            })
             .arg("--metrics-addr")
             .arg(metrics_addr.to_string())
             .env("KUBECONFIG", kubeconfig)
