@@ -2,15 +2,16 @@
 //! per-object failure counts for backoff.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector;
 use kube::{Api, Client};
 
 use super::Error;
-use crate::api::SecretKeyRef;
+use crate::api::{SecretKeyRef, SyncRun};
 use crate::store::Store;
 
 /// Settings of the controller process.
@@ -65,6 +66,7 @@ pub struct Context {
     recorder: Recorder,
     stores: tokio::sync::Mutex<HashMap<String, Store>>,
     failures: Mutex<HashMap<String, u32>>,
+    runs: OnceLock<reflector::Store<SyncRun>>,
 }
 
 impl Context {
@@ -87,6 +89,7 @@ impl Context {
             readiness: Default::default(),
             stores: tokio::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            runs: OnceLock::new(),
         }
     }
 
@@ -94,6 +97,17 @@ impl Context {
     pub fn with_readiness(mut self, readiness: crate::telemetry::readiness::Readiness) -> Self {
         self.readiness = readiness;
         self
+    }
+
+    /// Makes reconciles read SyncRuns from `cache` (the SyncRun controller's reflector) instead of
+    /// listing them from the API server. Set once, by [`super::run`].
+    pub fn cache_runs(&self, cache: reflector::Store<SyncRun>) {
+        let _ = self.runs.set(cache);
+    }
+
+    /// The SyncRun cache, when the controller runs one.
+    pub fn run_cache(&self) -> Option<&reflector::Store<SyncRun>> {
+        self.runs.get()
     }
 
     /// Reads one key of a Secret. The value is returned, never logged.

@@ -23,9 +23,12 @@
 //!   with 409 Conflict, so at most one identity holds a valid lease at any time.
 //! * Taking over from another holder (or a released lease) sets `acquireTime` and increments
 //!   `leaseTransitions`; renewing only moves `renewTime`.
-//! * The leader renews every `retry_period`; when no renewal has succeeded for `renew_deadline`
-//!   (shorter than `lease_duration`), it reports the leadership lost *before* anyone else may take
-//!   over, and the caller must stop acting as leader.
+//! * The leader renews every `retry_period` by replacing the lease as its own last write left it,
+//!   without reading it first (client-go's fast path: one request a renewal, not two); a conflict
+//!   means someone else wrote it since, and a full read-decide-write round follows.
+//! * When no renewal has succeeded for `renew_deadline` (shorter than `lease_duration`), the leader
+//!   reports the leadership lost *before* anyone else may take over, and the caller must stop
+//!   acting as leader.
 //! * Expiry compares the holder's `renewTime` with the local clock, so clocks must agree to well within
 //!   `lease_duration - renew_deadline` (client-go instead times expiry from when it observed the
 //!   record change, trading clock trust for a slower first takeover).
@@ -269,6 +272,9 @@ struct Inner {
     identity: String,
     timing: LeaseTiming,
     on_answer: Option<AnswerHook>,
+    /// The lease as our last successful write left it (we held it then); renewals replace it
+    /// without reading it first.
+    written: Mutex<Option<Lease>>,
 }
 
 /// Called whenever the API server answered a read of the lease.
@@ -300,6 +306,7 @@ impl LeaderElector {
                 identity: identity.into(),
                 timing,
                 on_answer: None,
+                written: Mutex::new(None),
             }),
             acquired_at: Mutex::new(None),
         }
@@ -429,6 +436,9 @@ impl Inner {
     }
 
     async fn try_acquire_or_renew(&self) -> Result<Attempt, Error> {
+        if self.renew_written().await? {
+            return Ok(Attempt::Held);
+        }
         let current = self
             .api
             .get_opt(&self.name)
@@ -447,7 +457,8 @@ impl Inner {
                 spec: Some(claimed_spec(None, &self.identity, &self.timing, now)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => {
+                Ok(written) => {
+                    self.remember(Some(written));
                     info!(lease = %self.lease, identity = %self.identity, holder = %self.identity,
                         transitions = 0, "created the lease: now leading");
                     Ok(Attempt::Held)
@@ -469,7 +480,8 @@ impl Inner {
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => {
+            Ok(written) => {
+                self.remember(Some(written));
                 match state {
                     LeaseState::Ours => {
                         debug!(lease = %self.lease, identity = %self.identity, "renewed the lease")
@@ -489,8 +501,47 @@ impl Inner {
         }
     }
 
+    /// Keeps (or forgets) the lease as our last write left it.
+    fn remember(&self, lease: Option<Lease>) {
+        *self.written.lock().expect("not poisoned") = lease;
+    }
+
+    /// Renews the lease we wrote last without reading it (client-go's fast path for the leader):
+    /// its `resourceVersion` makes the replace a compare-and-swap, so when anyone else wrote the
+    /// lease since, it fails with a conflict and the caller does the full read-decide-write round.
+    /// `false`: nothing to renew this way (no write of ours remembered, or a conflict).
+    async fn renew_written(&self) -> Result<bool, Error> {
+        let Some(mut lease) = self.written.lock().expect("not poisoned").take() else {
+            return Ok(false);
+        };
+        let now = Timestamp::now();
+        lease.spec = Some(claimed_spec(
+            lease.spec.as_ref(),
+            &self.identity,
+            &self.timing,
+            now,
+        ));
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(written) => {
+                if let Some(AnswerHook(hook)) = &self.on_answer {
+                    hook();
+                }
+                self.remember(Some(written));
+                debug!(lease = %self.lease, identity = %self.identity, "renewed the lease");
+                Ok(true)
+            }
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(self.api_error(e)),
+        }
+    }
+
     /// Clears the holder if it is still us (retrying lost write races a few times).
     async fn release(&self) -> Result<bool, Error> {
+        self.remember(None);
         for _ in 0..3 {
             let Some(mut lease) = self
                 .api

@@ -113,6 +113,17 @@ where
     }
 }
 
+/// TmdbSync reconciles at a time: as many as a database pool has connections (each reads the Sync
+/// Health). Unbounded, a controller (re)starting with 100 syncs sent all their requests at once and
+/// the API server's answers, the lease renewal's among them, queued behind the burst.
+const SYNC_RECONCILES: u16 = 4;
+/// SyncRun reconciles at a time (a finished run's makes no request; a running one's a few).
+const RUN_RECONCILES: u16 = 16;
+
+fn concurrency(n: u16) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(n)
+}
+
 /// Runs both reconcilers until SIGTERM/ctrl-c (graceful: in-flight reconciles finish). Their
 /// four watches report to `ctx.readiness` (see [`watches`]).
 pub async fn run(client: Client, ctx: Arc<Context>) {
@@ -129,7 +140,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     // What `Controller::new(api, cfg)` and `.owns(api, cfg)` build, observed.
     let (syncs_store, writer) = reflector::store();
     let syncs = watches::observed(
-        reflector(writer, watcher(syncs, all())),
+        reflector(writer, watcher(syncs, all()).modify(watches::trim)),
         ready.watch("tmdbsyncs"),
     )
     .applied_objects();
@@ -139,8 +150,10 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     )
     .touched_objects();
     let (runs_store, writer) = reflector::store();
+    // The TmdbSync reconciler reads a sync's runs from this cache instead of listing them.
+    ctx.cache_runs(runs_store.clone());
     let runs = watches::observed(
-        reflector(writer, watcher(runs, all())),
+        reflector(writer, watcher(runs, all()).modify(watches::trim)),
         ready.watch("syncruns"),
     )
     .applied_objects();
@@ -149,6 +162,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
 
     let sync_controller = Controller::for_stream(syncs, syncs_store)
         .owns_stream(owned_runs)
+        .with_config(concurrency(SYNC_RECONCILES))
         .shutdown_on_signal()
         .run(
             |obj, ctx| measured("TmdbSync", obj, ctx, tmdb_sync::reconcile),
@@ -158,6 +172,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
         .for_each(log_loop_result);
     let run_controller = Controller::for_stream(runs, runs_store)
         .owns_stream(jobs)
+        .with_config(concurrency(RUN_RECONCILES))
         .shutdown_on_signal()
         .run(
             |obj, ctx| measured("SyncRun", obj, ctx, sync_run::reconcile),

@@ -228,11 +228,17 @@ async fn observe_health(
     Ok(health)
 }
 
-/// This TmdbSync's runs (selected by label, see [`super::runs`]), as the plan sees them.
+/// This TmdbSync's runs, as the plan sees them: from the SyncRun cache, or listed by label (see
+/// [`super::runs`]).
 async fn list_runs(ctx: &Context, sync: &TmdbSync) -> Result<Vec<RunView>, Error> {
-    let api: Api<SyncRun> =
-        Api::namespaced(ctx.client.clone(), &sync.namespace().unwrap_or_default());
-    Ok(super::runs::of_sync(&api, &sync.name_any())
+    let (ns, name) = (sync.namespace().unwrap_or_default(), sync.name_any());
+    if let Some(cache) = ctx.run_cache()
+        && let Some(runs) = super::runs::cached(cache, &ns, &name).await
+    {
+        return Ok(runs.iter().map(|r| run_view(r)).collect());
+    }
+    let api: Api<SyncRun> = Api::namespaced(ctx.client.clone(), &ns);
+    Ok(super::runs::of_sync(&api, &name)
         .await?
         .iter()
         .map(run_view)

@@ -69,6 +69,18 @@ pub struct Cluster {
 
 static SHARED: OnceLock<Cluster> = OnceLock::new();
 static REAL_NODE: OnceLock<Cluster> = OnceLock::new();
+static NO_NODE: OnceLock<Cluster> = OnceLock::new();
+
+/// What runs pods for a [`Cluster`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    /// The shared `tmdbsync-node-agent`.
+    Agent,
+    /// A real kubelet (`scripts/testenv-node.sh`).
+    Kubelet,
+    /// Nothing: pods stay unscheduled.
+    None,
+}
 
 /// The Node that `scripts/testenv-node.sh` registers (a real kubelet).
 pub const KUBELET_NODE_NAME: &str = "tmdbsync-kubelet";
@@ -168,17 +180,23 @@ impl Cluster {
     /// agent (once per machine) when needed. Blocks (seconds on the first call); safe to call from
     /// sync code, from inside any tokio runtime and from many threads or processes at once.
     pub fn shared() -> &'static Cluster {
-        SHARED.get_or_init(|| Cluster::start(false))
+        SHARED.get_or_init(|| Cluster::start(Node::Agent))
     }
 
     /// The machine's test control plane with a real node instead of the node agent
     /// (`scripts/testenv-node.sh up`: containerd, runc, CNI, a kubelet and kube-scheduler); the
     /// opt-in tier of `tests/kubelet_node.rs`. Never in the same process as [`Cluster::shared`].
     pub fn real_node() -> &'static Cluster {
-        REAL_NODE.get_or_init(|| Cluster::start(true))
+        REAL_NODE.get_or_init(|| Cluster::start(Node::Kubelet))
     }
 
-    fn start(real_node: bool) -> Cluster {
+    /// The machine's test control plane without a node (nothing runs pods; no node agent is built
+    /// or started): for tests that create no pods, like the controller benchmark.
+    pub fn control_plane_only() -> &'static Cluster {
+        NO_NODE.get_or_init(|| Cluster::start(Node::None))
+    }
+
+    fn start(node: Node) -> Cluster {
         let t0 = Instant::now();
         let script = repo_root().join("scripts/testenv.sh");
         run_checked(Command::new(&script).arg("up"), "scripts/testenv.sh up");
@@ -211,12 +229,12 @@ impl Cluster {
             config,
             agent_pid: 0,
         };
-        if real_node {
+        if node == Node::Kubelet {
             run_checked(
                 Command::new(repo_root().join("scripts/testenv-node.sh")).arg("up"),
                 "scripts/testenv-node.sh up",
             );
-        } else {
+        } else if node == Node::Agent {
             cluster.agent_pid = cluster.ensure_agent();
         }
         eprintln!(
