@@ -160,15 +160,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let jobs =
         watches::observed(watcher(jobs_meta, jobs_cfg), ready.watch("jobs")).touched_objects();
 
-    // TmdbSync reconciles read the SyncRun cache: the syncs' watch starts once it has listed every
-    // run (or after the wait a reconcile would give it), so the first reconciles neither wait
-    // inside the reconcile nor fall back to listing.
-    let runs_listed = runs_store.clone();
-    let after_runs_listed = futures::stream::once(async move {
-        let _ = tokio::time::timeout(runs::CACHE_READY_WAIT, runs_listed.wait_until_ready()).await;
-    })
-    .filter_map(|()| futures::future::ready(None));
-    let sync_controller = Controller::for_stream(after_runs_listed.chain(syncs), syncs_store)
+    let sync_controller = Controller::for_stream(syncs, syncs_store)
         .owns_stream(owned_runs)
         .with_config(concurrency(SYNC_RECONCILES))
         .shutdown_on_signal()

@@ -54,7 +54,7 @@ pub async fn of_sync(api: &Api<SyncRun>, sync: &str) -> Result<Vec<SyncRun>, kub
 }
 
 /// How long a reconcile waits for the cache's first full list before it lists from the API server.
-pub const CACHE_READY_WAIT: Duration = Duration::from_secs(30);
+const CACHE_READY_WAIT: Duration = Duration::from_secs(30);
 
 /// The runs of TmdbSync `sync` in namespace `ns` from `cache`, once it has listed every run
 /// (`None`: not within [`CACHE_READY_WAIT`], or the cache is gone: list from the API server).
