@@ -413,6 +413,15 @@ impl Samples {
         })
     }
 
+    /// Every sample of `self` less the same series in `earlier` (counters over a window).
+    fn minus(&self, earlier: &Samples) -> Samples {
+        let mut out = self.clone();
+        for (key, v) in out.0.iter_mut() {
+            *v -= earlier.0.get(key).copied().unwrap_or(0.0);
+        }
+        out
+    }
+
     fn sum(&self, name: &str, want: &[(&str, &str)]) -> f64 {
         self.matching(name, want).map(|(_, v)| v).sum()
     }
@@ -529,6 +538,7 @@ impl Report<'_> {
             self.rss_idle.0,
             self.rss_idle.1.max(self.rss_settled.1)
         );
+        let idle = self.after.minus(self.settled);
         for kind in ["TmdbSync", "SyncRun"] {
             let count = self
                 .after
@@ -541,6 +551,14 @@ impl Report<'_> {
                 1000.0 * self.after.quantile(h, kind, 0.5),
                 1000.0 * self.after.quantile(h, kind, 0.99),
             );
+            let n = idle.get("tmdbsync_reconcile_total", &[("kind", kind)]);
+            if n > 0.0 {
+                println!(
+                    "  while idle         p50 {:.1} ms, p99 {:.1} ms over {n} reconciles",
+                    1000.0 * idle.quantile(h, kind, 0.5),
+                    1000.0 * idle.quantile(h, kind, 0.99),
+                );
+            }
         }
         let idle_secs = self.idle.secs;
         println!(
