@@ -7,7 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench.sh tmdbsync-bench
-command -v /usr/bin/time >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 RATE_MOVIES="${RATE_MOVIES:-1500}"
 INGEST_MOVIES="${INGEST_MOVIES:-20000}"
 CATALOG_MOVIES="${CATALOG_MOVIES:-1000000}"
@@ -45,14 +44,7 @@ COPY_RATIO=$(python3 -c "print(f'{$INGEST_RATE/$COPY_RATE:.2f}')")
 
 # 3. Catalog refresh
 fresh_db; start_sim "$CATALOG_MOVIES"
-# Warm the simulator's export cache so the figure is the engine's, not the simulator's generation.
-EXPORT_NAME=$(python3 - "$SIM" <<'PY'
-import sys, urllib.request, email.utils
-r = urllib.request.urlopen(sys.argv[1] + "/3/configuration?api_key=bench")
-print(email.utils.parsedate_to_datetime(r.headers["Date"]).strftime("movie_ids_%m_%d_%Y.json.gz"))
-PY
-)
-curl -fsS -o /dev/null "$SIM/p/exports/$EXPORT_NAME"
+warm_export
 /usr/bin/time -v "$BIN" run --stages catalog 2>"$WORK/catalog.log" >/dev/null
 CAT_SECS=$(sql "SELECT extract(epoch FROM completed_at - started_at) FROM sync_runs WHERE run_type='catalog'")
 CAT_LINES=$(sql "SELECT total_ids FROM catalog_exports")
