@@ -134,6 +134,10 @@ struct EngineArgs {
     /// delta runs of the last 24 hours share it; 0: none).
     #[arg(long, env = "TMDBSYNC_REFRESH_STALE", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     refresh_stale: i64,
+    /// Bulk stage: pages planned and fetched at a time (20 movies a page); bounds the memory a run
+    /// holds, whatever its pages per run or the catalog's size.
+    #[arg(long, env = "TMDBSYNC_BULK_CHUNK_PAGES", default_value_t = tmdbsync::stage::bulk::DEFAULT_CHUNK_PAGES, value_parser = clap::value_parser!(i32).range(1..))]
+    bulk_chunk_pages: i32,
     #[command(flatten)]
     timeouts: TimeoutArgs,
     #[command(flatten)]
@@ -227,6 +231,13 @@ fn stage_list(s: &str) -> Result<StageList, String> {
 #[derive(Clone)]
 struct EnrichList(Vec<EnrichStage>);
 
+/// `--job-resources`: a Kubernetes `ResourceRequirements` as JSON.
+fn job_resources(s: &str) -> Result<k8s_openapi::api::core::v1::ResourceRequirements, String> {
+    serde_json::from_str(s).map_err(|e| {
+        format!("not a Kubernetes resources object ({{\"requests\": …, \"limits\": …}}): {e}")
+    })
+}
+
 fn enrich_list(s: &str) -> Result<EnrichList, String> {
     tmdbsync::plan::enrich::parse_enrich_stages(s).map(EnrichList)
 }
@@ -300,6 +311,11 @@ struct ControllerArgs {
     /// Seconds between counter mirrors of a running SyncRun.
     #[arg(long, default_value_t = 5)]
     mirror_interval_secs: u64,
+    /// Resources of worker pods when a TmdbSync sets no `jobTemplate.resources`, as JSON
+    /// (`{"requests":{"memory":"128Mi"},"limits":{"memory":"256Mi"}}`; default: 100m CPU and
+    /// 128Mi requested, 256Mi memory limit).
+    #[arg(long, env = "TMDBSYNC_JOB_RESOURCES", value_parser = job_resources)]
+    job_resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
     /// This replica's name in events and in the leader Lease (the pod name).
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,

@@ -843,3 +843,26 @@ async fn without_create_on_jobs_a_run_gets_no_job_until_the_verb_is_back() {
     run_succeeded(&runs, "blocked", Duration::from_secs(120)).await;
     drop(release);
 }
+
+#[test]
+fn job_resources_reach_the_controller_as_json_and_can_be_changed_or_dropped() {
+    let job_resources = |docs: &[Value]| -> Option<serde_json::Value> {
+        let deploy = one(docs, "Deployment");
+        strs(&deploy["spec"]["template"]["spec"]["containers"][0]["args"])
+            .iter()
+            .find_map(|a| a.strip_prefix("--job-resources="))
+            .map(|j| serde_json::from_str(j).expect("--job-resources is JSON"))
+    };
+    let default = job_resources(&render(&[])).expect("a default for worker pods");
+    assert_eq!(default["requests"]["memory"], "128Mi");
+    assert_eq!(default["limits"]["memory"], "256Mi");
+    let raised = job_resources(&render(&["--set", "jobResources.limits.memory=512Mi"]))
+        .expect("changed");
+    assert_eq!(raised["limits"]["memory"], "512Mi");
+    assert_eq!(raised["requests"]["memory"], "128Mi");
+    assert_eq!(
+        job_resources(&render(&["--set", "jobResources=null"])),
+        None,
+        "null leaves the controller's built-in default"
+    );
+}

@@ -454,6 +454,23 @@ fn default_failed() -> i32 {
     3
 }
 
+/// The worker pods' resources when neither the TmdbSync nor the operator's `--job-resources` set
+/// any: a worker's peak RSS stays below 100 MB whatever the catalog's size or pages per run
+/// (BENCHMARKS.md, `scripts/bench-scale.sh`), so 128Mi is requested and 256Mi is the limit; no CPU
+/// limit (a worker waits on TMDb's rate limit, not on CPU, and throttling only slows its batches).
+pub fn default_job_resources() -> ResourceRequirements {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let q = |v: &str| Quantity(v.into());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), q("100m")),
+            ("memory".into(), q("128Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), q("256Mi"))])),
+        ..Default::default()
+    }
+}
+
 /// Settings of the Kubernetes Jobs that execute the runs.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -461,7 +478,9 @@ pub struct JobTemplateSpec {
     /// The worker image; default the operator's own image (`--worker-image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// CPU and memory requests and limits of each worker pod.
+    /// CPU and memory requests and limits of each worker pod. Unset: the operator's default
+    /// (`--job-resources`, the chart's `jobResources`; built in: 100m CPU and 128Mi memory
+    /// requested, 256Mi memory limit, from a worker's measured peak below 100 MB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Node labels the worker pods must run on (the pod's `nodeSelector`).

@@ -110,6 +110,7 @@ pub(crate) async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
     config.export_timeout = export_timeout;
     config.language = a.language.clone();
     let tmdb = TmdbClient::new(config).map_err(|e| fail((ExitCode::Retryable, e.to_string())))?;
+    tmdbsync::stage::bulk::set_chunk_pages(a.bulk_chunk_pages);
     Ok(Engine {
         store,
         tmdb,

@@ -41,6 +41,9 @@ pub(crate) async fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
             namespace: a.namespace,
             worker_image: a.worker_image,
             mirror_interval: Duration::from_secs(a.mirror_interval_secs),
+            job_resources: a
+                .job_resources
+                .unwrap_or_else(tmdbsync::api::tmdb_sync::default_job_resources),
             ..Default::default()
         },
         instance: a.instance,

@@ -25,6 +25,8 @@ pub struct ControllerConfig {
     pub job_ttl_seconds: i32,
     /// How often a running SyncRun's counters are mirrored from Postgres.
     pub mirror_interval: Duration,
+    /// Resources of worker pods when a TmdbSync's `jobTemplate.resources` is unset.
+    pub job_resources: k8s_openapi::api::core::v1::ResourceRequirements,
 }
 
 impl Default for ControllerConfig {
@@ -34,6 +36,7 @@ impl Default for ControllerConfig {
             worker_image: "ghcr.io/tmdbsync/tmdbsync:latest".into(),
             job_ttl_seconds: 86_400,
             mirror_interval: Duration::from_secs(5),
+            job_resources: crate::api::tmdb_sync::default_job_resources(),
         }
     }
 }

@@ -25,8 +25,22 @@ impl PageRange {
     /// The pages of this range that shard `index` of `count` processes (round robin, so every
     /// shard gets popular and obscure pages alike).
     pub fn shard(&self, index: u32, count: u32) -> impl Iterator<Item = i32> + '_ {
+        (self.from..=self.to).filter(move |p| self.in_shard(*p, index, count))
+    }
+
+    /// Whether shard `index` of `count` processes `page` of this range.
+    pub fn in_shard(&self, page: i32, index: u32, count: u32) -> bool {
         let count = count.max(1) as i32;
-        (self.from..=self.to).filter(move |p| (p - self.from) % count == index as i32)
+        (self.from..=self.to).contains(&page) && (page - self.from) % count == index as i32
+    }
+
+    /// The range cut into consecutive ranges of at most `pages` pages (at least 1), in order.
+    pub fn chunks(&self, pages: i32) -> impl Iterator<Item = PageRange> + '_ {
+        let pages = pages.max(1);
+        (0..(self.len() as u32).div_ceil(pages as u32) as i32).map(move |i| PageRange {
+            from: self.from + i * pages,
+            to: (self.from + (i + 1) * pages - 1).min(self.to),
+        })
     }
 }
 
@@ -81,6 +95,24 @@ mod tests {
         all.sort();
         assert_eq!(all, (5..=27).collect::<Vec<_>>());
         assert_eq!(r.shard(0, 1).count(), 23);
+    }
+
+    #[test]
+    fn chunks_cover_the_range_in_order() {
+        let r = PageRange { from: 5, to: 27 };
+        let got: Vec<(i32, i32)> = r.chunks(10).map(|c| (c.from, c.to)).collect();
+        assert_eq!(got, vec![(5, 14), (15, 24), (25, 27)]);
+        let one: Vec<(i32, i32)> = r.chunks(100).map(|c| (c.from, c.to)).collect();
+        assert_eq!(one, vec![(5, 27)]);
+        assert_eq!(r.chunks(0).count(), 23);
+        assert_eq!(PageRange { from: 3, to: 2 }.chunks(10).count(), 0);
+        // Shard membership is the range's, whatever the chunk.
+        let in_chunks: Vec<i32> = r
+            .chunks(4)
+            .flat_map(|c| (c.from..=c.to).filter(|p| r.in_shard(*p, 1, 3)).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(in_chunks, r.shard(1, 3).collect::<Vec<_>>());
+        assert!(!r.in_shard(4, 0, 1));
     }
 
     #[test]

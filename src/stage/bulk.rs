@@ -2,9 +2,11 @@
 //! them and checkpoint each page once all its movies are in.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::fetch::{FetchEvent, FetchOutcome, fetch_movies, still_failing_note};
+use super::progress::ProgressTask;
 use super::writer::{Batch, Writer};
 use super::{Closing, Engine, RunLabel, StageError, StageReport};
 use crate::plan::RunType;
@@ -123,6 +125,51 @@ struct PageState {
     errors: i32,
 }
 
+/// Pages a bulk run plans and fetches at a time, by default (10,000 movies): what a run holds in
+/// memory (the chunk's catalog entries, stored-id lookup, page states and ids to fetch) is bounded
+/// by this, whatever its pages per run or the catalog's size.
+pub const DEFAULT_CHUNK_PAGES: i32 = 500;
+
+static CHUNK_PAGES: AtomicI32 = AtomicI32::new(DEFAULT_CHUNK_PAGES);
+
+/// Sets the pages per chunk of the bulk runs of this process (`--bulk-chunk-pages`; at least 1).
+pub fn set_chunk_pages(pages: i32) {
+    CHUNK_PAGES.store(pages.max(1), Ordering::Relaxed);
+}
+
+/// The pages per chunk of the bulk runs of this process.
+pub fn chunk_pages() -> i32 {
+    CHUNK_PAGES.load(Ordering::Relaxed)
+}
+
+/// Why a chunk stopped the run early.
+enum Stop {
+    /// TMDb refused the credentials.
+    Fatal(crate::tmdb::TmdbError),
+    /// The writer stopped (its error comes from `finish`).
+    Writer,
+    /// Reading the chunk's plan failed.
+    Store(StageError),
+}
+
+impl From<crate::store::StoreError> for Stop {
+    fn from(e: crate::store::StoreError) -> Self {
+        Stop::Store(e.into())
+    }
+}
+
+/// The open pass over a range: one chunk of pages at a time, through one writer.
+struct Pass<'a> {
+    engine: &'a Engine,
+    range: PageRange,
+    shard: (u32, u32),
+    refetch: bool,
+    writer: Writer,
+    batch: Batch,
+    batch_started: Instant,
+    bar: ProgressTask,
+}
+
 async fn import_range(
     engine: &Engine,
     run: RunId,
@@ -131,120 +178,180 @@ async fn import_range(
     refetch: bool,
 ) -> Result<(), StageError> {
     let (index, count) = shard.unwrap_or((0, 1));
-    let store = &engine.store;
-    let done = if refetch {
-        Default::default()
-    } else {
-        store
-            .retry("reading done pages", || {
-                pages::done_pages(store, range.from, range.to)
-            })
-            .await?
-    };
-    let todo: HashSet<i32> = range
-        .shard(index, count)
-        .filter(|p| !done.contains(p))
-        .collect();
-    let entries = store
-        .retry("reading catalog pages", || {
-            catalog::page_entries(store, range.from, range.to)
-        })
-        .await?;
-    let candidates: Vec<i64> = entries
-        .iter()
-        .filter(|e| todo.contains(&e.page))
-        .map(|e| e.id)
-        .collect();
-    let stored = store
-        .retry("reading stored ids", || {
-            crate::store::movies::stored_ids(store, &candidates)
-        })
-        .await?;
-
-    let mut state: BTreeMap<i32, PageState> =
-        todo.iter().map(|p| (*p, PageState::default())).collect();
-    let mut items = Vec::new();
-    for e in entries.iter().filter(|e| todo.contains(&e.page)) {
-        let page = state.get_mut(&e.page).expect("todo page");
-        if !e.listed || (e.adult && !engine.include_adult) || (!refetch && stored.contains(&e.id)) {
-            page.skipped += 1;
-        } else {
-            page.pending += 1;
-            items.push((e.page, e.id));
-        }
-    }
+    let mine = range.shard(index, count).count();
+    let chunk_pages = chunk_pages();
     tracing::info!(
         from = range.from,
         to = range.to,
-        pages = todo.len(),
-        fetch = items.len(),
+        pages = mine,
+        chunk_pages,
         "bulk: importing pages"
     );
-    let mut bar = engine.progress.task("bulk", items.len() as u64, "movies");
-    let writer = Writer::spawn(engine.store.clone(), run);
-    let mut batch = Batch::default();
-    let mut batch_started = Instant::now();
-
-    // Pages with nothing to fetch are complete already.
-    for (p, s) in state.iter().filter(|(_, s)| s.pending == 0) {
-        complete_page(&mut batch, *p, s);
-    }
-    let mut rx = fetch_movies(engine.tmdb.clone(), items, engine.concurrency);
-    let mut fatal = None;
-    while let Some(event) = rx.recv().await {
-        let fetched = match event {
-            FetchEvent::Done(f) => f,
-            FetchEvent::Fatal(e) => {
-                fatal = Some(e);
-                break;
-            }
-        };
-        bar.inc(1);
-        let page = state.get_mut(&fetched.tag).expect("fetched page");
-        page.pending -= 1;
-        match fetched.outcome {
-            FetchOutcome::Fetched(movie) => {
-                if movie.details.adult == Some(true) && !engine.include_adult {
-                    page.skipped += 1;
-                } else {
-                    page.imported += 1;
-                    batch.page_of.insert(fetched.id, fetched.tag);
-                    batch.movies.push(*movie);
-                }
-            }
-            // Recorded as not served (`catalog_gone`): no longer remaining, rechecked weekly.
-            FetchOutcome::NotFound => batch.deleted.push(fetched.id),
-            FetchOutcome::Failed { error, attempts } => {
-                page.errors += 1;
-                batch.counters.errors += 1;
-                batch.errors.push(ErrorRecord {
-                    category: error.category(),
-                    movie_id: Some(fetched.id),
-                    http_status: error.http_status(),
-                    message: error.to_string(),
-                    attempts,
-                });
-            }
-        }
-        if page.pending == 0 {
-            let page = state.remove(&fetched.tag).expect("page");
-            complete_page(&mut batch, fetched.tag, &page);
-        }
-        if batch.movies.len() >= BATCH_MOVIES || batch_started.elapsed() >= BATCH_AGE {
-            if writer.send(std::mem::take(&mut batch)).await.is_err() {
-                break;
-            }
-            batch_started = Instant::now();
+    let mut pass = Pass {
+        engine,
+        range,
+        shard: (index, count),
+        refetch,
+        writer: Writer::spawn(engine.store.clone(), run),
+        batch: Batch::default(),
+        batch_started: Instant::now(),
+        bar: engine.progress.task("bulk", mine as u64, "pages"),
+    };
+    let mut stop = None;
+    for chunk in range.chunks(chunk_pages) {
+        if let Err(s) = pass.chunk(chunk).await {
+            stop = Some(s);
+            break;
         }
     }
-    drop(rx);
+    let Pass {
+        writer, batch, bar, ..
+    } = pass;
     let _ = writer.send(batch).await;
     writer.finish().await?;
     bar.finish();
-    if let Some(e) = fatal {
-        return Err(StageError::Credentials(e));
+    match stop {
+        Some(Stop::Fatal(e)) => Err(StageError::Credentials(e)),
+        Some(Stop::Store(e)) => Err(e),
+        Some(Stop::Writer) | None => Ok(()),
     }
-    Ok(())
+}
+
+impl Pass<'_> {
+    /// Plans, fetches and queues the shard's open pages of `chunk`; every page of it is complete
+    /// (queued for the writer) when this returns `Ok`.
+    async fn chunk(&mut self, chunk: PageRange) -> Result<(), Stop> {
+        let engine = self.engine;
+        let store = &engine.store;
+        let (index, count) = self.shard;
+        let done = if self.refetch {
+            Default::default()
+        } else {
+            store
+                .retry("reading done pages", || {
+                    pages::done_pages(store, chunk.from, chunk.to)
+                })
+                .await?
+        };
+        let mine = (chunk.from..=chunk.to).filter(|p| self.range.in_shard(*p, index, count));
+        let mut state: BTreeMap<i32, PageState> = BTreeMap::new();
+        for p in mine {
+            if done.contains(&p) {
+                self.bar.inc(1);
+            } else {
+                state.insert(p, PageState::default());
+            }
+        }
+        if state.is_empty() {
+            return Ok(());
+        }
+        let entries = store
+            .retry("reading catalog pages", || {
+                catalog::page_entries(store, chunk.from, chunk.to)
+            })
+            .await?;
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| state.contains_key(&e.page))
+            .collect();
+        let stored = if self.refetch {
+            HashSet::new()
+        } else {
+            let candidates: Vec<i64> = entries.iter().map(|e| e.id).collect();
+            store
+                .retry("reading stored ids", || {
+                    crate::store::movies::stored_ids(store, &candidates)
+                })
+                .await?
+        };
+        let mut items = Vec::new();
+        for e in &entries {
+            let page = state.get_mut(&e.page).expect("todo page");
+            if !e.listed
+                || (e.adult && !engine.include_adult)
+                || (!self.refetch && stored.contains(&e.id))
+            {
+                page.skipped += 1;
+            } else {
+                page.pending += 1;
+                items.push((e.page, e.id));
+            }
+        }
+        drop((entries, stored));
+        tracing::debug!(
+            from = chunk.from,
+            to = chunk.to,
+            pages = state.len(),
+            fetch = items.len(),
+            "bulk: chunk"
+        );
+        // Pages with nothing to fetch are complete already.
+        let empty: Vec<i32> = state
+            .iter()
+            .filter(|(_, s)| s.pending == 0)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in empty {
+            let page = state.remove(&p).expect("page");
+            self.complete_page(p, &page);
+        }
+        let mut rx = fetch_movies(engine.tmdb.clone(), items, engine.concurrency);
+        while let Some(event) = rx.recv().await {
+            let fetched = match event {
+                FetchEvent::Done(f) => f,
+                FetchEvent::Fatal(e) => return Err(Stop::Fatal(e)),
+            };
+            let page = state.get_mut(&fetched.tag).expect("fetched page");
+            page.pending -= 1;
+            match fetched.outcome {
+                FetchOutcome::Fetched(movie) => {
+                    if movie.details.adult == Some(true) && !engine.include_adult {
+                        page.skipped += 1;
+                    } else {
+                        page.imported += 1;
+                        self.batch.page_of.insert(fetched.id, fetched.tag);
+                        self.batch.movies.push(*movie);
+                    }
+                }
+                // Recorded as not served (`catalog_gone`): no longer remaining, rechecked weekly.
+                FetchOutcome::NotFound => self.batch.deleted.push(fetched.id),
+                FetchOutcome::Failed { error, attempts } => {
+                    page.errors += 1;
+                    self.batch.counters.errors += 1;
+                    self.batch.errors.push(ErrorRecord {
+                        category: error.category(),
+                        movie_id: Some(fetched.id),
+                        http_status: error.http_status(),
+                        message: error.to_string(),
+                        attempts,
+                    });
+                }
+            }
+            if page.pending == 0 {
+                let page = state.remove(&fetched.tag).expect("page");
+                self.complete_page(fetched.tag, &page);
+            }
+            if self.batch.movies.len() >= BATCH_MOVIES
+                || self.batch_started.elapsed() >= BATCH_AGE
+            {
+                if self
+                    .writer
+                    .send(std::mem::take(&mut self.batch))
+                    .await
+                    .is_err()
+                {
+                    return Err(Stop::Writer);
+                }
+                self.batch_started = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_page(&mut self, page: i32, s: &PageState) {
+        self.bar.inc(1);
+        complete_page(&mut self.batch, page, s);
+    }
 }
 
 /// Asks TMDb again for ids it did not serve, within the daily budget and at most weekly per id;

@@ -104,7 +104,13 @@ async fn beat(store: Store, run: RunId, lease: Duration) {
     loop {
         tokio::time::sleep(every).await;
         match runs::heartbeat(&store, run, lease).await {
-            Ok(true) => {}
+            Ok(true) => {
+                // A long run keeps the Sync Health counts fresh (one pod at a time).
+                let every = Some(crate::store::health::COUNTS_REFRESH_EVERY);
+                if let Err(e) = crate::store::health::refresh_counts(&store, every).await {
+                    tracing::debug!(run_id = run, error = %e, "could not recompute the health counts");
+                }
+            }
             Ok(false) => {
                 tracing::error!(
                     run_id = run,

@@ -271,6 +271,13 @@ impl Engine {
                 .with_outage_tolerance(self.store.outage_tolerance().min(CLOSE_AFTER_OUTAGE)),
             _ => self.store.clone(),
         };
+        // The Sync Health counts are exact again once a run is seen closed (skipped when the
+        // database is what failed: the counts wait for the next run).
+        if !matches!(&error, Some(StageError::Store(_))) {
+            if let Err(e) = crate::store::health::refresh_counts(&store, None).await {
+                tracing::warn!(run_id = run, error = %e, "could not recompute the health counts");
+            }
+        }
         let render = closing.renderer();
         let closed = store
             .retry("closing a run", || {

@@ -20,7 +20,7 @@ use crate::model::ErrorCategory;
 use crate::model::movie::FetchedMovie;
 use crate::store::pages::{self, PageOutcome};
 use crate::store::runs::{self, ErrorRecord, RunCounters, RunId};
-use crate::store::{Store, StoreError, movies};
+use crate::store::{Store, StoreError, health, movies};
 
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
@@ -230,7 +230,7 @@ async fn finish_batch(
     refused: &Refused,
     quarantine: &Quarantine,
 ) -> Result<RunCounters, StoreError> {
-    let deleted = movies::mark_deleted(tx, &batch.deleted).await?;
+    let (deleted, marked) = movies::mark_deleted(tx, &batch.deleted).await?;
     let refused_ids: HashSet<i64> = refused.movies.iter().map(|m| m.id).collect();
     let mut errors = batch.errors.clone();
     errors.extend(refused.movies.iter().map(|m| ErrorRecord {
@@ -284,5 +284,6 @@ async fn finish_batch(
         ..batch.counters
     };
     runs::add_counts(tx, run, &counters).await?;
+    health::count_writes(tx, upserted.inserted.into(), marked).await?;
     Ok(counters)
 }

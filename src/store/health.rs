@@ -2,35 +2,49 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row;
+use std::time::Duration;
+
+use sqlx::{PgConnection, Row};
 
 use super::history::{self, RunSelection};
 use super::{Context, Result, Store, pages};
+use crate::plan::enrich::{EnrichStage, SideJobCounts};
 use crate::plan::health::{HISTORY_DAYS, HealthInputs, ReportInputs};
 
 /// Gathers everything `SyncHealth::build` needs, on TMDb's clock (`history::clock`), with the
 /// `recent_runs` newest runs (none when 0).
 pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInputs> {
     let pool = store.pool();
+    // The heavy counts come from `health_counts` (see `refresh_counts`), the rest is cheap: an
+    // index probe each, and `catalog_gone` is small.
     let catalog = sqlx::query(
         "WITH latest AS (SELECT export_date, include_adult FROM catalog_exports
                          ORDER BY export_date DESC LIMIT 1)
          SELECT (SELECT export_date FROM latest) AS export_date,
-             (SELECT count(*) FROM catalog_ids c, latest l
-               WHERE c.last_seen >= l.export_date AND (l.include_adult OR NOT c.adult)) AS total,
-             (SELECT count(*) FROM catalog_ids c JOIN movies m ON m.id = c.id, latest l
-               WHERE c.last_seen >= l.export_date AND (l.include_adult OR NOT c.adult)
-                 AND m.deleted_at IS NULL) AS imported,
+             h.total, h.imported, h.pipeline_total, h.omdb_done, h.collaborations_done,
+             h.pqs_done, h.missing_imdb_id,
              (SELECT count(*) FROM catalog_gone g JOIN catalog_ids c ON c.id = g.id, latest l
                WHERE c.last_seen >= l.export_date AND (l.include_adult OR NOT c.adult)
                  AND NOT EXISTS (SELECT 1 FROM movies m
                                  WHERE m.id = g.id AND m.deleted_at IS NULL)) AS not_served,
              (SELECT COALESCE(max(ordinal), 0) FROM catalog_ids) AS max_ordinal,
-             (SELECT max(day) FROM delta_days) AS watermark",
+             (SELECT max(day) FROM delta_days) AS watermark
+         FROM (SELECT * FROM health_counts
+               UNION ALL SELECT true, now(), * FROM health_counts_now()
+                   WHERE NOT EXISTS (SELECT 1 FROM health_counts)) AS h",
     )
     .fetch_one(pool)
     .await
     .context("counting catalog coverage")?;
+    let pipeline_total: i64 = catalog.get("pipeline_total");
+    let side_job_counts = EnrichStage::ALL
+        .iter()
+        .map(|s| SideJobCounts {
+            stage: Some(*s),
+            done: catalog.get(format!("{}_done", s.as_str()).as_str()),
+            total: pipeline_total,
+        })
+        .collect();
 
     let (now, clock) = history::clock(store).await?;
     let today = now.date_naive();
@@ -57,8 +71,6 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
     };
     let latest_finished = history::runs(store, RunSelection::LatestFinished).await?;
 
-    let (side_job_counts, missing_imdb_id) = super::pipeline::side_job_counts(store).await?;
-
     Ok(HealthInputs {
         now,
         clock,
@@ -77,9 +89,75 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
         errors_24h,
         recent_runs: recent,
         side_job_counts,
-        missing_imdb_id,
+        missing_imdb_id: catalog.get("missing_imdb_id"),
         discover: super::catalog::latest_discover_coverage(store).await?,
     })
+}
+
+/// How often a long run recomputes the stored health counts (from its heartbeat), so the side-job
+/// figures, which batches do not adjust, move during a run too.
+pub const COUNTS_REFRESH_EVERY: Duration = Duration::from_secs(300);
+
+/// Recomputes the stored health counts exactly (`health_counts_now()`: a few seconds at a million
+/// movies). `Some(age)`: only when they are older than `age` and no one else is recomputing them
+/// (returns whether it did). Holding the row while counting keeps every write batch either in the
+/// count or added after it, never lost between the two.
+pub async fn refresh_counts(store: &Store, only_older_than: Option<Duration>) -> Result<bool> {
+    let mut tx = store.begin().await?;
+    let held: Option<bool> = match only_older_than {
+        None => {
+            sqlx::query_scalar("SELECT true FROM health_counts FOR UPDATE")
+                .fetch_optional(&mut *tx)
+                .await
+        }
+        Some(age) => {
+            sqlx::query_scalar(
+                "SELECT computed_at < now() - make_interval(secs => $1) FROM health_counts
+                 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(age.as_secs_f64())
+            .fetch_optional(&mut *tx)
+            .await
+        }
+    }
+    .context("holding the health counts")?;
+    if only_older_than.is_some() && held != Some(true) {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO health_counts AS h (id, computed_at, total, imported, pipeline_total,
+             omdb_done, collaborations_done, pqs_done, missing_imdb_id)
+         SELECT true, clock_timestamp(), * FROM health_counts_now()
+         ON CONFLICT (id) DO UPDATE SET computed_at = EXCLUDED.computed_at,
+             total = EXCLUDED.total, imported = EXCLUDED.imported,
+             pipeline_total = EXCLUDED.pipeline_total, omdb_done = EXCLUDED.omdb_done,
+             collaborations_done = EXCLUDED.collaborations_done,
+             pqs_done = EXCLUDED.pqs_done, missing_imdb_id = EXCLUDED.missing_imdb_id",
+    )
+    .execute(&mut *tx)
+    .await
+    .context("recomputing the health counts")?;
+    tx.commit().await.context("recomputing the health counts")?;
+    Ok(true)
+}
+
+/// Adds one write batch to the stored health counts: `stored` movies new to the database, `marked`
+/// live movies marked deleted. Call it last in the batch's transaction (it holds the one row until
+/// the commit). An estimate until the next recomputation: a movie stored outside the latest
+/// export's listing counts as imported.
+pub async fn count_writes(conn: &mut PgConnection, stored: u64, marked: u64) -> Result<()> {
+    if stored == marked {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE health_counts SET imported = GREATEST(imported + $1, 0),
+             pipeline_total = GREATEST(pipeline_total + $1, 0)",
+    )
+    .bind(stored as i64 - marked as i64)
+    .execute(&mut *conn)
+    .await
+    .context("counting a batch in the health counts")?;
+    Ok(())
 }
 
 /// Gathers a report over the `days` TMDb days ending today (`SyncReport::build`).

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
 
 /// A database failure, with what we were doing. Messages are sentences: the database's own
 /// message and SQLSTATE, never the driver's internals (source file and line).
@@ -234,10 +234,25 @@ fn migrator() -> sqlx::migrate::Migrator {
 /// for longer. tmdbsync never waits on anything else inside a transaction.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
 
-/// A connection pool to the tmdbsync database.
+/// A statement slower than this is logged as a warning (sqlx's slow-statement log), except the
+/// statements of write transactions (see [`BATCH_SLOW_STATEMENT`]): a read or a bookkeeping
+/// statement this slow is a problem worth a WARN line.
+pub const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+/// The same for the statements of write transactions ([`Store::begin`]): set-based batches (a
+/// catalog merge, 250 movies with their credits, 5,000 movies' collaborations, the health counts
+/// recomputed) take seconds by design at a million movies; one that takes a minute is stuck (lock
+/// waits, a lost index) and is warned about. Faster ones are logged at debug (`RUST_LOG=sqlx=debug`).
+pub const BATCH_SLOW_STATEMENT: Duration = Duration::from_secs(60);
+/// Connections of the pool that runs write transactions: one writer per stage at a time.
+const BATCH_CONNECTIONS: u32 = 4;
+
+/// Connection pools to the tmdbsync database: one for reads and bookkeeping, one (opened on first
+/// use) for write transactions, which differ only in how slow a statement may be before it is
+/// logged as a warning.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    batch: PgPool,
     /// How long work retries through an outage (see [`retry`]).
     outage_tolerance: Duration,
 }
@@ -274,14 +289,24 @@ impl Store {
                 IDLE_IN_TRANSACTION_TIMEOUT,
             )])
         };
+        let options = options.application_name("tmdbsync");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.application_name("tmdbsync"))
+            .connect_with(
+                options
+                    .clone()
+                    .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT),
+            )
             .await
             .map_err(StoreError::Connect)?;
+        let batch = PgPoolOptions::new()
+            .max_connections(BATCH_CONNECTIONS.min(max_connections.max(1)))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.log_slow_statements(log::LevelFilter::Warn, BATCH_SLOW_STATEMENT));
         Ok(Store {
             pool,
+            batch,
             outage_tolerance: retry::DEFAULT_OUTAGE_TOLERANCE,
         })
     }
@@ -344,9 +369,10 @@ impl Store {
         &self.pool
     }
 
-    /// Starts a transaction.
+    /// Starts a write transaction (on the pool whose slow-statement warning waits for
+    /// [`BATCH_SLOW_STATEMENT`]).
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        self.pool.begin().await.context("starting a transaction")
+        self.batch.begin().await.context("starting a transaction")
     }
 
     /// Starts a transaction holding the transaction-level advisory lock `key` (waiting for it),

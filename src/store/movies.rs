@@ -374,14 +374,15 @@ async fn replace_genres(conn: &mut PgConnection, movies: &[&FetchedMovie]) -> Re
 
 /// Records ids TMDb answered 404 for: a stored movie is marked deleted, and every id is recorded
 /// as gone (`catalog_gone`, stamped checked now), so a catalog id never imported leaves "remaining"
-/// too. Returns how many ids are newly not served (a live movie newly deleted, or an id newly gone).
-pub async fn mark_deleted(conn: &mut PgConnection, ids: &[i64]) -> Result<u64> {
+/// too. Returns how many ids are newly not served (a live movie newly deleted, or an id newly gone)
+/// and how many of them were live movies.
+pub async fn mark_deleted(conn: &mut PgConnection, ids: &[i64]) -> Result<(u64, u64)> {
     if ids.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     // Both statements read the snapshot from before either writes: `first_gone` restarts for an
     // id whose movie was live until now (it had come back since it was last gone).
-    let newly: i64 = sqlx::query_scalar(
+    let (newly, marked): (i64, i64) = sqlx::query_as(
         "WITH gone AS (
              INSERT INTO catalog_gone AS g (id)
              SELECT DISTINCT t.id FROM UNNEST($1::bigint[]) AS t(id) ORDER BY t.id
@@ -395,13 +396,15 @@ pub async fn mark_deleted(conn: &mut PgConnection, ids: &[i64]) -> Result<u64> {
              WHERE id = ANY($1) AND deleted_at IS NULL
              RETURNING id
          )
-         SELECT count(*) FROM (SELECT id FROM gone WHERE fresh UNION SELECT id FROM marked) AS n",
+         SELECT (SELECT count(*) FROM (SELECT id FROM gone WHERE fresh
+                                       UNION SELECT id FROM marked) AS n),
+             (SELECT count(*) FROM marked)",
     )
     .bind(ids)
     .fetch_one(&mut *conn)
     .await
     .context("marking movies deleted")?;
-    Ok(newly as u64)
+    Ok((newly as u64, marked as u64))
 }
 
 /// Which of `ids` are already stored (imported at least once, deleted or not).
