@@ -50,5 +50,8 @@ where
         took.push(start.elapsed());
     }
     took.sort();
-    Ok((took[took.len() / 2], *took.last().expect("one read at least")))
+    Ok((
+        took[took.len() / 2],
+        *took.last().expect("one read at least"),
+    ))
 }

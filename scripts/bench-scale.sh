@@ -30,6 +30,9 @@ cleanup() { [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null; pg_stop "$WORK/pg"
 trap cleanup EXIT
 export TMDBSYNC_LOG_FORMAT=text RUST_LOG="${RUST_LOG:-warn}" TMDB_API_KEY=bench OMDB_API_KEY=bench
 
+# Private copies: a rebuild during a long run must not change the binary under it.
+cp "$BIN" "$WORK/tmdbsync" && BIN="$WORK/tmdbsync"
+cp "$HEALTH_READ" "$WORK/health_read" && HEALTH_READ="$WORK/health_read"
 pg_start "$WORK/pg"
 export DATABASE_URL="$PG_URL"
 "$BIN" simulate --addr 127.0.0.1:0 --movies "$MOVIES" --adult-movies "$ADULT_MOVIES" >"$WORK/sim.out" 2>"$WORK/sim.log" &

@@ -5,7 +5,9 @@
 mod support;
 
 use serde_json::json;
-use support::{ALL_PAGES, EngineSetup, importable_ids, scalar, sim_config, sim_get, stored_live_ids};
+use support::{
+    ALL_PAGES, EngineSetup, importable_ids, scalar, sim_config, sim_get, stored_live_ids,
+};
 use tmdbsync::plan::pages::PageRange;
 use tmdbsync::sim::SimConfig;
 use tmdbsync::stage::bulk::{self, BulkOptions};
@@ -50,7 +52,10 @@ async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_pa
     let label = RunLabel::default();
     assert!(catalog::run(engine, &label).await.unwrap().succeeded);
     let pages = scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await;
-    assert!(pages > 3 * i64::from(CHUNK), "{pages} pages make several chunks");
+    assert!(
+        pages > 3 * i64::from(CHUNK),
+        "{pages} pages make several chunks"
+    );
     // Some movies already stored mid-range: the chunks skip them without a request.
     let first = bulk::run(
         engine,
@@ -84,7 +89,11 @@ async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_pa
         "every open page, once"
     );
     assert_eq!(
-        scalar(store, "SELECT count(*) FROM bulk_pages WHERE status = 'done'").await,
+        scalar(
+            store,
+            "SELECT count(*) FROM bulk_pages WHERE status = 'done'"
+        )
+        .await,
         pages
     );
     assert_eq!(
@@ -135,7 +144,11 @@ async fn shards_cut_into_chunks_split_the_pages_without_losing_one() {
         "the shards split the pages: no movie fetched twice"
     );
     assert_eq!(
-        scalar(store, "SELECT count(*) FROM bulk_pages WHERE status = 'done'").await,
+        scalar(
+            store,
+            "SELECT count(*) FROM bulk_pages WHERE status = 'done'"
+        )
+        .await,
         i64::from(pages)
     );
     assert_eq!(

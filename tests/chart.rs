@@ -856,8 +856,8 @@ fn job_resources_reach_the_controller_as_json_and_can_be_changed_or_dropped() {
     let default = job_resources(&render(&[])).expect("a default for worker pods");
     assert_eq!(default["requests"]["memory"], "128Mi");
     assert_eq!(default["limits"]["memory"], "256Mi");
-    let raised = job_resources(&render(&["--set", "jobResources.limits.memory=512Mi"]))
-        .expect("changed");
+    let raised =
+        job_resources(&render(&["--set", "jobResources.limits.memory=512Mi"])).expect("changed");
     assert_eq!(raised["limits"]["memory"], "512Mi");
     assert_eq!(raised["requests"]["memory"], "128Mi");
     assert_eq!(

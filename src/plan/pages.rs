@@ -109,7 +109,11 @@ mod tests {
         // Shard membership is the range's, whatever the chunk.
         let in_chunks: Vec<i32> = r
             .chunks(4)
-            .flat_map(|c| (c.from..=c.to).filter(|p| r.in_shard(*p, 1, 3)).collect::<Vec<_>>())
+            .flat_map(|c| {
+                (c.from..=c.to)
+                    .filter(|p| r.in_shard(*p, 1, 3))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(in_chunks, r.shard(1, 3).collect::<Vec<_>>());
         assert!(!r.in_shard(4, 0, 1));

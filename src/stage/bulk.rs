@@ -331,8 +331,7 @@ impl Pass<'_> {
                 let page = state.remove(&fetched.tag).expect("page");
                 self.complete_page(fetched.tag, &page);
             }
-            if self.batch.movies.len() >= BATCH_MOVIES
-                || self.batch_started.elapsed() >= BATCH_AGE
+            if self.batch.movies.len() >= BATCH_MOVIES || self.batch_started.elapsed() >= BATCH_AGE
             {
                 if self
                     .writer

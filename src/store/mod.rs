@@ -303,7 +303,9 @@ impl Store {
         let batch = PgPoolOptions::new()
             .max_connections(BATCH_CONNECTIONS.min(max_connections.max(1)))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options.log_slow_statements(log::LevelFilter::Warn, BATCH_SLOW_STATEMENT));
+            .connect_lazy_with(
+                options.log_slow_statements(log::LevelFilter::Warn, BATCH_SLOW_STATEMENT),
+            );
         Ok(Store {
             pool,
             batch,
