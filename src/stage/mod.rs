@@ -273,10 +273,10 @@ impl Engine {
         };
         // The Sync Health counts are exact again once a run is seen closed (skipped when the
         // database is what failed: the counts wait for the next run).
-        if !matches!(&error, Some(StageError::Store(_))) {
-            if let Err(e) = crate::store::health::refresh_counts(&store, None).await {
-                tracing::warn!(run_id = run, error = %e, "could not recompute the health counts");
-            }
+        if !matches!(&error, Some(StageError::Store(_)))
+            && let Err(e) = crate::store::health::refresh_counts(&store, None).await
+        {
+            tracing::warn!(run_id = run, error = %e, "could not recompute the health counts");
         }
         let render = closing.renderer();
         let closed = store

@@ -31,7 +31,7 @@ pub async fn pending_count(store: &Store) -> Result<i64> {
          WHERE p.collaborations_at IS NULL
             OR p.collaborations_at < GREATEST(p.credits_changed_at, m.deleted_at)",
     )
-    .fetch_one(store.pool())
+    .fetch_one(store.batch_pool())
     .await
     .context("counting collaboration-pending movies")
 }

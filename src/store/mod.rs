@@ -371,6 +371,13 @@ impl Store {
         &self.pool
     }
 
+    /// The pool of write transactions, for set-based statements outside one that scan or write
+    /// the whole catalog by design (an enrichment stage's pending count, a full requeue): they
+    /// warn only after [`BATCH_SLOW_STATEMENT`].
+    pub fn batch_pool(&self) -> &PgPool {
+        &self.batch
+    }
+
     /// Starts a write transaction (on the pool whose slow-statement warning waits for
     /// [`BATCH_SLOW_STATEMENT`]).
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {

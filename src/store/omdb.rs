@@ -92,7 +92,7 @@ pub async fn record_no_imdb_id(store: &Store) -> Result<i64> {
          dropped AS (DELETE FROM omdb_ratings o USING marked WHERE o.movie_id = marked.movie_id)
          SELECT count(*) FROM marked",
     )
-    .fetch_one(store.pool())
+    .fetch_one(store.batch_pool())
     .await
     .context("recording movies without an imdb id")
 }
@@ -111,7 +111,7 @@ pub async fn pending(store: &Store, limit: i64, skip: &[i64]) -> Result<Vec<Omdb
     )
     .bind(limit)
     .bind(skip)
-    .fetch_all(store.pool())
+    .fetch_all(store.batch_pool())
     .await
     .context("listing OMDb-pending movies")?;
     Ok(rows
@@ -131,7 +131,7 @@ pub async fn pending_count(store: &Store) -> Result<i64> {
          WHERE (p.omdb_at IS NULL OR p.omdb_at < p.details_at)
            AND m.deleted_at IS NULL AND m.imdb_id IS NOT NULL AND m.imdb_id <> ''",
     )
-    .fetch_one(store.pool())
+    .fetch_one(store.batch_pool())
     .await
     .context("counting OMDb-pending movies")
 }

@@ -19,7 +19,7 @@ pub async fn pending_movies(store: &Store) -> Result<i64> {
         "SELECT count(*) FROM movie_pipeline p JOIN movies m ON m.id = p.movie_id
          WHERE p.pqs_at IS NULL OR p.pqs_at < GREATEST(p.details_at, p.omdb_at, m.deleted_at)",
     )
-    .fetch_one(store.pool())
+    .fetch_one(store.batch_pool())
     .await
     .context("counting PQS-pending movies")
 }
@@ -69,7 +69,7 @@ pub async fn queue_everyone(store: &Store) -> Result<i64> {
          UNION SELECT person_id FROM person_quality_scores
          ON CONFLICT DO NOTHING",
     )
-    .execute(store.pool())
+    .execute(store.batch_pool())
     .await
     .context("queueing everyone for PQS")?;
     Ok(done.rows_affected() as i64)
