@@ -4,12 +4,25 @@
 --
 -- health_counts_now() counts them exactly. The row is recomputed with it when a run closes and,
 -- during a long run, every few minutes by the run's heartbeat; between two recomputations each
--- write batch adds the movies it stored and subtracts those it marked deleted, in its own
--- transaction. A recomputation holds the row (FOR UPDATE) while it counts, so no batch commits
+-- write batch adds the movies it stored and subtracts those it marked deleted, and moves the
+-- contiguous done pages on from where they were, in its own transaction. A recomputation holds the row (FOR UPDATE) while it counts, so no batch commits
 -- between the count and the new row.
+-- The highest page p such that pages 1..p are all done, knowing that 1..after are: one ordered
+-- walk over the done pages above `after`, stopping at the first gap.
+CREATE FUNCTION health_pages_done_from(after integer) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(
+        (SELECT expected - 1 FROM (
+             SELECT page, after + row_number() OVER (ORDER BY page) AS expected
+             FROM bulk_pages WHERE status = 'done' AND page > after) t
+         WHERE page <> expected LIMIT 1),
+        after + (SELECT count(*) FROM bulk_pages WHERE status = 'done' AND page > after))::integer
+$$;
+
 CREATE FUNCTION health_counts_now(
     OUT total bigint, OUT imported bigint, OUT pipeline_total bigint, OUT omdb_done bigint,
-    OUT collaborations_done bigint, OUT pqs_done bigint, OUT missing_imdb_id bigint)
+    OUT collaborations_done bigint, OUT pqs_done bigint, OUT missing_imdb_id bigint,
+    OUT last_contiguous_page integer)
 LANGUAGE sql STABLE AS $$
     WITH latest AS (SELECT export_date, include_adult FROM catalog_exports
                     ORDER BY export_date DESC LIMIT 1),
@@ -27,7 +40,8 @@ LANGUAGE sql STABLE AS $$
         (SELECT count(*) FROM catalog_ids c JOIN movies m ON m.id = c.id, latest l
           WHERE c.last_seen >= l.export_date AND (l.include_adult OR NOT c.adult)
             AND m.deleted_at IS NULL),
-        p.total, p.omdb, p.collaborations, p.pqs, p.missing_imdb_id
+        p.total, p.omdb, p.collaborations, p.pqs, p.missing_imdb_id,
+        health_pages_done_from(0)
     FROM pipeline p
 $$;
 
@@ -40,9 +54,10 @@ CREATE TABLE health_counts (
     omdb_done           bigint NOT NULL,        -- of those, OMDb done for their current details
     collaborations_done bigint NOT NULL,        -- collaborations done for their current credits
     pqs_done            bigint NOT NULL,        -- person quality scores done for their current data
-    missing_imdb_id     bigint NOT NULL         -- live movies without an imdb id
+    missing_imdb_id     bigint NOT NULL,        -- live movies without an imdb id
+    last_contiguous_page integer NOT NULL       -- pages 1..this are all done (bulk_pages)
 );
 
 INSERT INTO health_counts (id, computed_at, total, imported, pipeline_total, omdb_done,
-    collaborations_done, pqs_done, missing_imdb_id)
+    collaborations_done, pqs_done, missing_imdb_id, last_contiguous_page)
 SELECT true, now(), * FROM health_counts_now();

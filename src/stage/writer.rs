@@ -284,6 +284,6 @@ async fn finish_batch(
         ..batch.counters
     };
     runs::add_counts(tx, run, &counters).await?;
-    health::count_writes(tx, upserted.inserted.into(), marked).await?;
+    health::count_writes(tx, upserted.inserted.into(), marked, !pages.is_empty()).await?;
     Ok(counters)
 }

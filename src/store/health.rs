@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, Row};
 
 use super::history::{self, RunSelection};
-use super::{Context, Result, Store, pages};
+use super::{Context, Result, Store};
 use crate::plan::enrich::{EnrichStage, SideJobCounts};
 use crate::plan::health::{HISTORY_DAYS, HealthInputs, ReportInputs};
 
@@ -22,7 +22,7 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
                          ORDER BY export_date DESC LIMIT 1)
          SELECT (SELECT export_date FROM latest) AS export_date,
              h.total, h.imported, h.pipeline_total, h.omdb_done, h.collaborations_done,
-             h.pqs_done, h.missing_imdb_id,
+             h.pqs_done, h.missing_imdb_id, h.last_contiguous_page,
              (SELECT count(*) FROM catalog_gone g JOIN catalog_ids c ON c.id = g.id, latest l
                WHERE c.last_seen >= l.export_date AND (l.include_adult OR NOT c.adult)
                  AND NOT EXISTS (SELECT 1 FROM movies m
@@ -82,7 +82,7 @@ pub async fn health_inputs(store: &Store, recent_runs: i64) -> Result<HealthInpu
         imported: catalog.get("imported"),
         not_served: catalog.get("not_served"),
         total_pages: crate::plan::pages::total_pages(catalog.get("max_ordinal")),
-        last_page_processed: pages::last_contiguous_page(store).await?,
+        last_page_processed: catalog.get("last_contiguous_page"),
         export_date: catalog.get("export_date"),
         delta_watermark: catalog.get("watermark"),
         days,
@@ -126,13 +126,14 @@ pub async fn refresh_counts(store: &Store, only_older_than: Option<Duration>) ->
     }
     sqlx::query(
         "INSERT INTO health_counts AS h (id, computed_at, total, imported, pipeline_total,
-             omdb_done, collaborations_done, pqs_done, missing_imdb_id)
+             omdb_done, collaborations_done, pqs_done, missing_imdb_id, last_contiguous_page)
          SELECT true, clock_timestamp(), * FROM health_counts_now()
          ON CONFLICT (id) DO UPDATE SET computed_at = EXCLUDED.computed_at,
              total = EXCLUDED.total, imported = EXCLUDED.imported,
              pipeline_total = EXCLUDED.pipeline_total, omdb_done = EXCLUDED.omdb_done,
              collaborations_done = EXCLUDED.collaborations_done,
-             pqs_done = EXCLUDED.pqs_done, missing_imdb_id = EXCLUDED.missing_imdb_id",
+             pqs_done = EXCLUDED.pqs_done, missing_imdb_id = EXCLUDED.missing_imdb_id,
+             last_contiguous_page = EXCLUDED.last_contiguous_page",
     )
     .execute(&mut *tx)
     .await
@@ -142,18 +143,27 @@ pub async fn refresh_counts(store: &Store, only_older_than: Option<Duration>) ->
 }
 
 /// Adds one write batch to the stored health counts: `stored` movies new to the database, `marked`
-/// live movies marked deleted. Call it last in the batch's transaction (it holds the one row until
-/// the commit). An estimate until the next recomputation: a movie stored outside the latest
-/// export's listing counts as imported.
-pub async fn count_writes(conn: &mut PgConnection, stored: u64, marked: u64) -> Result<()> {
-    if stored == marked {
+/// live movies marked deleted, and (`pages`: it recorded bulk pages) the contiguous done pages
+/// moved on from where they were. Call it last in the batch's transaction (it holds the one row
+/// until the commit). An estimate until the next recomputation: a movie stored outside the latest
+/// export's listing counts as imported, a done page recorded failed again is still counted.
+pub async fn count_writes(
+    conn: &mut PgConnection,
+    stored: u64,
+    marked: u64,
+    pages: bool,
+) -> Result<()> {
+    if stored == marked && !pages {
         return Ok(());
     }
     sqlx::query(
         "UPDATE health_counts SET imported = GREATEST(imported + $1, 0),
-             pipeline_total = GREATEST(pipeline_total + $1, 0)",
+             pipeline_total = GREATEST(pipeline_total + $1, 0),
+             last_contiguous_page = CASE WHEN $2 THEN health_pages_done_from(last_contiguous_page)
+                                         ELSE last_contiguous_page END",
     )
     .bind(stored as i64 - marked as i64)
+    .bind(pages)
     .execute(&mut *conn)
     .await
     .context("counting a batch in the health counts")?;

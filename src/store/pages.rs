@@ -71,19 +71,6 @@ pub async fn record_pages(
     Ok(())
 }
 
-/// The highest page `p` such that pages `1..=p` are all done (0 when page 1 is not).
-pub async fn last_contiguous_page(store: &Store) -> Result<i32> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(min(page) - 1, (SELECT COALESCE(max(page), 0) FROM bulk_pages))::int
-         FROM (SELECT g AS page FROM generate_series(1,
-                 (SELECT COALESCE(max(page), 0) + 1 FROM bulk_pages)) AS g
-               EXCEPT SELECT page FROM bulk_pages WHERE status = 'done') AS missing",
-    )
-    .fetch_one(store.pool())
-    .await
-    .context("finding the last contiguous page")
-}
-
 /// The first page in `1..=total` not done, if any.
 pub async fn first_open_page(store: &Store, total: i32) -> Result<Option<i32>> {
     sqlx::query_scalar(
@@ -137,11 +124,15 @@ pub async fn record_delta_days(
 /// Clears every bulk page checkpoint (a requested bulk reset); stored movies stay. Returns the
 /// pages cleared.
 pub async fn clear_bulk_pages(store: &Store) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM bulk_pages")
-        .execute(store.pool())
-        .await
-        .context("clearing bulk page checkpoints")?
-        .rows_affected())
+    let cleared: i64 = sqlx::query_scalar(
+        "WITH cleared AS (DELETE FROM bulk_pages RETURNING page),
+         counted AS (UPDATE health_counts SET last_contiguous_page = 0)
+         SELECT count(*) FROM cleared",
+    )
+    .fetch_one(store.pool())
+    .await
+    .context("clearing bulk page checkpoints")?;
+    Ok(cleared as u64)
 }
 
 /// Forgets the delta days from `since` on (a requested delta reset): the next Delta run reads
