@@ -15,46 +15,16 @@ cd "$(dirname "$0")/.."
 MOVIES="${1:-1100000}"
 ADULT_MOVIES="${ADULT_MOVIES:-$((MOVIES * 3000 / 1100000))}"
 CONCURRENCY="${CONCURRENCY:-64}"
-bash scripts/install-deps.sh
-command -v /usr/bin/time >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tmdbsync/target}"
-cargo build --release --locked --quiet --bin tmdbsync
+. scripts/lib/bench.sh tmdbsync-bench-scale
 cargo bench --locked --quiet --bench health_read --no-run 2>/dev/null
-BIN="$CARGO_TARGET_DIR/release/tmdbsync"
 HEALTH_READ=$(ls -t "$CARGO_TARGET_DIR"/release/deps/health_read-* | grep -v '\.d$' | head -n 1)
-. scripts/lib/pg.sh
-
-WORK=$(mktemp -d /tmp/tmdbsync-bench-scale.XXXXXX)
-SIM_PID=""
-cleanup() { [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null; pg_stop "$WORK/pg"; rm -rf "$WORK"; }
-trap cleanup EXIT
-export TMDBSYNC_LOG_FORMAT=text RUST_LOG="${RUST_LOG:-warn}" TMDB_API_KEY=bench OMDB_API_KEY=bench
-
-# Private copies: a rebuild during a long run must not change the binary under it.
-cp "$BIN" "$WORK/tmdbsync" && BIN="$WORK/tmdbsync"
 cp "$HEALTH_READ" "$WORK/health_read" && HEALTH_READ="$WORK/health_read"
-pg_start "$WORK/pg"
-export DATABASE_URL="$PG_URL"
-"$BIN" simulate --addr 127.0.0.1:0 --movies "$MOVIES" --adult-movies "$ADULT_MOVIES" >"$WORK/sim.out" 2>"$WORK/sim.log" &
-SIM_PID=$!
-for _ in $(seq 1 600); do grep -q listening "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
-SIM=$(grep -o 'http://[0-9.:]*' "$WORK/sim.out" | head -n 1)
-[ -n "$SIM" ] || { echo "simulator did not start" >&2; cat "$WORK/sim.log" >&2; exit 1; }
-export TMDB_URL="$SIM/3" TMDB_EXPORT_URL="$SIM/p/exports" OMDB_URL="$SIM/omdb/"
-sql() { psql -X -q -t -A "$DATABASE_URL" -c "$1"; }
-n() { python3 -c "print(f'{int(\"$1\"):,}')"; }
+export OMDB_API_KEY=bench
 
-# Warm the simulator's export cache, so the catalog steps time the engine, not the simulator's gzip.
-warm_export() {
-  local name
-  name=$(python3 - "$SIM" <<'PY'
-import sys, urllib.request, email.utils
-r = urllib.request.urlopen(sys.argv[1] + "/3/configuration?api_key=bench")
-print(email.utils.parsedate_to_datetime(r.headers["Date"]).strftime("movie_ids_%m_%d_%Y.json.gz"))
-PY
-)
-  curl -fsS -o /dev/null "$SIM/p/exports/$name"
-}
+fresh_db
+start_sim "$MOVIES" --adult-movies "$ADULT_MOVIES"
+export OMDB_URL="$SIM/omdb/"
+n() { python3 -c "print(f'{int(\"$1\"):,}')"; }
 
 ROWS=""
 MAX_RSS=0

@@ -14,8 +14,8 @@ use tmdbsync::stage::bulk::{self, BulkOptions};
 use tmdbsync::stage::{RunLabel, catalog};
 use tmdbsync::store::Store;
 
-/// Pages per chunk in this test binary (the knob is per process): a few pages, so a catalog of
-/// 1,540 movies (77 pages) takes 11 chunks.
+/// Pages per chunk in these tests: a few pages, so a catalog of 1,540 movies (77 pages) takes 11
+/// chunks.
 const CHUNK: i32 = 7;
 
 fn catalog_config() -> SimConfig {
@@ -46,8 +46,8 @@ async fn assert_counts_exact(store: &Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_page() {
-    bulk::set_chunk_pages(CHUNK);
-    let setup = EngineSetup::start(catalog_config(), 100_000).await;
+    let mut setup = EngineSetup::start(catalog_config(), 100_000).await;
+    setup.engine.bulk_chunk_pages = CHUNK;
     let (engine, store, sim) = setup.parts();
     let label = RunLabel::default();
     assert!(catalog::run(engine, &label).await.unwrap().succeeded);
@@ -109,8 +109,8 @@ async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_pa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_cut_into_chunks_split_the_pages_without_losing_one() {
-    bulk::set_chunk_pages(CHUNK);
-    let setup = EngineSetup::start(catalog_config(), 100_000).await;
+    let mut setup = EngineSetup::start(catalog_config(), 100_000).await;
+    setup.engine.bulk_chunk_pages = CHUNK;
     let (engine, store, sim) = setup.parts();
     assert!(
         catalog::run(engine, &RunLabel::default())

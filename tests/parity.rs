@@ -152,6 +152,7 @@ async fn run_worker(db: &TestDb, sync: &TmdbSync, name: &str, run_type: &str) ->
         pods: 1,
         pages: None,
         ttl_seconds: 60,
+        resources: None,
     };
     let job = build_job(&run, sync, &plan);
     let container = job.spec.unwrap().template.spec.unwrap().containers[0].clone();

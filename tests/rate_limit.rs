@@ -287,6 +287,7 @@ async fn the_pods_of_a_run_share_tmdbs_connection_cap_as_their_job_configures_th
             to: total_pages,
         }),
         ttl_seconds: 60,
+        resources: None,
     };
     let job = build_job(&run, &sync, &plan);
     let container = &job.spec.unwrap().template.spec.unwrap().containers[0];

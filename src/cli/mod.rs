@@ -110,13 +110,13 @@ pub(crate) async fn engine(a: &EngineArgs) -> Result<Engine, ExitCode> {
     config.export_timeout = export_timeout;
     config.language = a.language.clone();
     let tmdb = TmdbClient::new(config).map_err(|e| fail((ExitCode::Retryable, e.to_string())))?;
-    tmdbsync::stage::bulk::set_chunk_pages(a.bulk_chunk_pages);
     Ok(Engine {
         store,
         tmdb,
         export_url: a.export_url.clone(),
         include_adult: a.include_adult,
         concurrency: a.concurrency as usize,
+        bulk_chunk_pages: a.bulk_chunk_pages,
         progress: Progress::auto(),
         marks: Default::default(),
         runs: RunControl::new(

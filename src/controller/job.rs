@@ -35,6 +35,9 @@ pub struct JobPlan {
     pub pods: i32,
     pub pages: Option<PageRange>,
     pub ttl_seconds: i32,
+    /// The worker container's resources: the TmdbSync's `jobTemplate.resources`, else the
+    /// operator's default (`--job-resources`).
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -66,7 +69,7 @@ pub fn build_job(run: &SyncRun, sync: &TmdbSync, plan: &JobPlan) -> Job {
     let labels = job_labels(run, &name);
     let pods = plan.pods.max(1);
     let template = &sync.spec.job_template;
-    let container = worker_container(run, plan, worker_env(run, sync, plan, &name), template);
+    let container = worker_container(run, plan, worker_env(run, sync, plan, &name));
     Job {
         metadata: ObjectMeta {
             name: Some(name),
@@ -212,7 +215,6 @@ fn worker_container(
     run: &SyncRun,
     plan: &JobPlan,
     vars: Vec<EnvVar>,
-    template: &crate::api::tmdb_sync::JobTemplateSpec,
 ) -> Container {
     let subcommand = match run.spec.run_type {
         RunKind::Catalog => "catalog",
@@ -225,7 +227,7 @@ fn worker_container(
         image: Some(plan.image.clone()),
         args: Some(vec!["worker".into(), subcommand.into()]),
         env: Some(vars),
-        resources: template.resources.clone(),
+        resources: plan.resources.clone(),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -377,6 +379,7 @@ mod tests {
             pods,
             pages: None,
             ttl_seconds: 60,
+            resources: None,
         };
         let job = build_job(run, sync, &plan);
         let spec = job.spec.unwrap();
@@ -461,6 +464,7 @@ mod tests {
                 pods: 1,
                 pages: None,
                 ttl_seconds: 60,
+                resources: None,
             };
             let job = build_job(&run, &sync, &plan);
             let c = job.spec.unwrap().template.spec.unwrap().containers[0].clone();

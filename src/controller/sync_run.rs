@@ -276,20 +276,15 @@ async fn create_job(
         pods,
         pages,
         ttl_seconds: ctx.config.job_ttl_seconds,
+        resources: Some(
+            (sync.spec.job_template.resources.as_ref())
+                .unwrap_or(&ctx.config.job_resources)
+                .clone(),
+        ),
     };
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
-    };
-    // A TmdbSync without resources of its own gets the operator's default (`--job-resources`).
-    let defaulted;
-    let sync = if sync.spec.job_template.resources.is_none() {
-        let mut s = sync.clone();
-        s.spec.job_template.resources = Some(ctx.config.job_resources.clone());
-        defaulted = s;
-        &defaulted
-    } else {
-        sync
     };
     match jobs.create(&params, &build_job(run, sync, &plan)).await {
         Ok(_) => Ok(()),

@@ -2,7 +2,6 @@
 //! them and checkpoint each page once all its movies are in.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::fetch::{FetchEvent, FetchOutcome, fetch_movies, still_failing_note};
@@ -127,20 +126,8 @@ struct PageState {
 
 /// Pages a bulk run plans and fetches at a time, by default (10,000 movies): what a run holds in
 /// memory (the chunk's catalog entries, stored-id lookup, page states and ids to fetch) is bounded
-/// by this, whatever its pages per run or the catalog's size.
+/// by this, whatever its pages per run or the catalog's size ([`Engine::bulk_chunk_pages`]).
 pub const DEFAULT_CHUNK_PAGES: i32 = 500;
-
-static CHUNK_PAGES: AtomicI32 = AtomicI32::new(DEFAULT_CHUNK_PAGES);
-
-/// Sets the pages per chunk of the bulk runs of this process (`--bulk-chunk-pages`; at least 1).
-pub fn set_chunk_pages(pages: i32) {
-    CHUNK_PAGES.store(pages.max(1), Ordering::Relaxed);
-}
-
-/// The pages per chunk of the bulk runs of this process.
-pub fn chunk_pages() -> i32 {
-    CHUNK_PAGES.load(Ordering::Relaxed)
-}
 
 /// Why a chunk stopped the run early.
 enum Stop {
@@ -179,7 +166,7 @@ async fn import_range(
 ) -> Result<(), StageError> {
     let (index, count) = shard.unwrap_or((0, 1));
     let mine = range.shard(index, count).count();
-    let chunk_pages = chunk_pages();
+    let chunk_pages = engine.bulk_chunk_pages.max(1);
     tracing::info!(
         from = range.from,
         to = range.to,

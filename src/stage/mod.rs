@@ -68,6 +68,9 @@ pub struct Engine {
     pub include_adult: bool,
     /// Detail requests in flight at once.
     pub concurrency: usize,
+    /// Bulk runs plan and fetch this many pages at a time (`--bulk-chunk-pages`; at least 1): what
+    /// a run holds in memory is bounded by it, whatever its pages per run or the catalog's size.
+    pub bulk_chunk_pages: i32,
     /// Progress bars on a terminal, log lines otherwise.
     pub progress: Progress,
     /// How many of the client's responses are already attributed to a run (internal bookkeeping).

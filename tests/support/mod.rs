@@ -461,6 +461,7 @@ pub fn engine_with(store: Store, config: TmdbConfig, export_url: &str) -> Engine
         export_url: export_url.to_string(),
         include_adult: false,
         concurrency: 20,
+        bulk_chunk_pages: tmdbsync::stage::bulk::DEFAULT_CHUNK_PAGES,
         progress: Progress::lines(),
         marks: Default::default(),
         runs: Default::default(),
