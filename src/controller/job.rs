@@ -211,11 +211,7 @@ fn settings_env(run: &SyncRun, spec: &crate::api::tmdb_sync::TmdbSyncSpec) -> Ve
 
 /// The worker container: `tmdbsync worker <type>`, locked down (no privilege escalation, read-only
 /// root filesystem, non-root, every capability dropped).
-fn worker_container(
-    run: &SyncRun,
-    plan: &JobPlan,
-    vars: Vec<EnvVar>,
-) -> Container {
+fn worker_container(run: &SyncRun, plan: &JobPlan, vars: Vec<EnvVar>) -> Container {
     let subcommand = match run.spec.run_type {
         RunKind::Catalog => "catalog",
         RunKind::Bulk => "bulk",
