@@ -138,22 +138,24 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let ready = &ctx.readiness;
 
     // What `Controller::new(api, cfg)` and `.owns(api, cfg)` build, observed.
+    let (runs_store, runs_writer) = reflector::store();
+    // The TmdbSync reconciler reads a sync's runs from this cache instead of listing them, so its
+    // watch starts once the cache holds every run: a (re)start with thousands of runs does not
+    // reconcile every sync at once while the runs are still being listed.
+    ctx.cache_runs(runs_store.clone());
+    let runs_listed = runs_store.clone();
+    let sync_watch = futures::stream::once(async move { runs_listed.wait_until_ready().await })
+        .flat_map(move |_| watcher(syncs.clone(), all()).modify(watches::trim));
     let (syncs_store, writer) = reflector::store();
-    let syncs = watches::observed(
-        reflector(writer, watcher(syncs, all()).modify(watches::trim)),
-        ready.watch("tmdbsyncs"),
-    )
-    .applied_objects();
+    let syncs = watches::observed(reflector(writer, sync_watch), ready.watch("tmdbsyncs"))
+        .applied_objects();
     let owned_runs = watches::observed(
         watcher(runs_meta, all()),
         ready.watch("syncruns (owner references)"),
     )
     .touched_objects();
-    let (runs_store, writer) = reflector::store();
-    // The TmdbSync reconciler reads a sync's runs from this cache instead of listing them.
-    ctx.cache_runs(runs_store.clone());
     let runs = watches::observed(
-        reflector(writer, watcher(runs, all()).modify(watches::trim)),
+        reflector(runs_writer, watcher(runs, all()).modify(watches::trim)),
         ready.watch("syncruns"),
     )
     .applied_objects();

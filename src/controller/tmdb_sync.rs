@@ -40,13 +40,17 @@ pub async fn reconcile(sync: Arc<TmdbSync>, ctx: Arc<Context>) -> Result<Action,
     let store = match ctx.store(&database_url).await {
         Ok(s) => s,
         Err(e) => {
+            // The URL may have been rotated: read the Secrets again on the retry.
+            ctx.forget_secrets(&sync.namespace().unwrap_or_default());
             let outcome = plan::database_unavailable(&previous, &e.to_string(), generation, now);
             apply(&ctx, &sync, &previous, outcome).await?;
             return Ok(Action::requeue(Duration::from_secs(30)));
         }
     };
     let reset = handle_reset(&ctx, &sync, &previous, &store, now).await?;
-    let health = observe_health(&ctx, &sync, &store).await?;
+    let health = observe_health(&ctx, &sync, &store)
+        .await
+        .inspect_err(|_| ctx.forget_secrets(&sync.namespace().unwrap_or_default()))?;
     let mut runs = list_runs(&ctx, &sync).await?;
     let created = sync.creation_timestamp().map_or(now, |t| from_k8s(&t.0));
     let due = plan::due_runs(
