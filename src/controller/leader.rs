@@ -226,16 +226,7 @@ pub fn released_spec(old: Option<&LeaseSpec>, now: Timestamp) -> LeaseSpec {
 /// host name, plus a random suffix, so a restarted replica never mistakes its predecessor's lease
 /// for its own.
 pub fn default_identity() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "tmdbsync".to_string());
+    let host = crate::host::name().unwrap_or_else(|| "tmdbsync".to_string());
     format!("{host}_{:08x}", fastrand::u32(..))
 }
 
