@@ -1,5 +1,6 @@
 //! The operator: a TmdbSync reconciler and a SyncRun reconciler in one process.
 
+pub mod apply;
 pub mod context;
 pub mod dashboard;
 pub mod job;
