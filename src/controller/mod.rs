@@ -17,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 pub use context::{Context, ControllerConfig};
@@ -139,25 +139,15 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let ready = &ctx.readiness;
 
     // What `Controller::new(api, cfg)` and `.owns(api, cfg)` build, observed.
-    let (syncs_store, writer) = reflector::store();
-    let syncs = watches::observed(
-        reflector(writer, watcher(syncs, all()).modify(watches::trim)),
-        ready.watch("tmdbsyncs"),
-    )
-    .applied_objects();
+    let (syncs_store, syncs) = watches::cached(syncs, ready.watch("tmdbsyncs"));
     let owned_runs = watches::observed(
         watcher(runs_meta, all()),
         ready.watch("syncruns (owner references)"),
     )
     .touched_objects();
-    let (runs_store, writer) = reflector::store();
+    let (runs_store, runs) = watches::cached(runs, ready.watch("syncruns"));
     // The TmdbSync reconciler reads a sync's runs from this cache instead of listing them.
     ctx.cache_runs(runs_store.clone());
-    let runs = watches::observed(
-        reflector(writer, watcher(runs, all()).modify(watches::trim)),
-        ready.watch("syncruns"),
-    )
-    .applied_objects();
     let jobs =
         watches::observed(watcher(jobs_meta, jobs_cfg), ready.watch("jobs")).touched_objects();
 
