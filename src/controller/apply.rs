@@ -21,8 +21,8 @@ pub enum Part {
     Status,
 }
 
-/// Applies `fields` as `obj`'s `part`, forced: the fields this manager set before and leaves out
-/// now are removed.
+/// Applies `fields` as `obj`'s `part` under [`FIELD_MANAGER`], forced: it takes over fields
+/// another manager owns, and fields it set before and leaves out now are removed.
 pub async fn server_side_apply<K>(
     client: &Client,
     obj: &K,
