@@ -8,6 +8,8 @@ pub mod api;
 pub mod controller;
 /// Process exit codes and how errors map to them.
 pub mod exit;
+/// The host this process runs on (lease holders, run owners).
+pub mod host;
 /// The process-wide HTTP client setup (TLS provider).
 pub mod http;
 /// Domain records: a movie, a catalog entry, an OMDb record, an error category.

@@ -53,6 +53,14 @@ async fn start(movies: u64) -> (TestDb, Store, SimHandle, Engine) {
     (db, store, sim, engine)
 }
 
+/// OMDb enrichment's report says it stopped at the limit of failed calls in a row.
+fn assert_stopped_at_failure_limit(message: &str) {
+    assert!(
+        message.contains("stopped after 20 failed OMDb calls in a row"),
+        "{message}"
+    );
+}
+
 fn omdb_options(url: &str) -> EnrichOptions {
     let mut config = OmdbConfig::new(url, ApiKey::new(OMDB_KEY));
     config.timeout = Duration::from_secs(3);
@@ -207,13 +215,7 @@ async fn a_silent_server_fails_each_stage_within_its_timeouts_with_a_message_nam
     let elapsed = t.elapsed();
     eprintln!("omdb: {elapsed:?}: {}", report.message);
     assert!(elapsed < Duration::from_secs(5), "omdb took {elapsed:?}");
-    assert!(
-        report
-            .message
-            .contains("stopped after 20 failed OMDb calls in a row"),
-        "{}",
-        report.message
-    );
+    assert_stopped_at_failure_limit(&report.message);
     assert_eq!(silent.connections() - before, MAX_FAILURES_IN_A_ROW as u64);
     let errors = texts(&store, "SELECT message FROM sync_errors").await;
     assert!(
@@ -324,13 +326,7 @@ async fn a_down_omdb_costs_exactly_the_failure_limit_of_calls_and_quota() {
     let report = enrich::run(&good, &omdb_options(&down.url()), &label)
         .await
         .unwrap();
-    assert!(
-        report
-            .message
-            .contains("stopped after 20 failed OMDb calls in a row"),
-        "{}",
-        report.message
-    );
+    assert_stopped_at_failure_limit(&report.message);
     assert_eq!(
         down.connections(),
         MAX_FAILURES_IN_A_ROW as u64,

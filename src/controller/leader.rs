@@ -226,16 +226,7 @@ pub fn released_spec(old: Option<&LeaseSpec>, now: Timestamp) -> LeaseSpec {
 /// host name, plus a random suffix, so a restarted replica never mistakes its predecessor's lease
 /// for its own.
 pub fn default_identity() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "tmdbsync".to_string());
+    let host = crate::host::name().unwrap_or_else(|| "tmdbsync".to_string());
     format!("{host}_{:08x}", fastrand::u32(..))
 }
 
@@ -271,19 +262,20 @@ struct Inner {
     name: String,
     identity: String,
     timing: LeaseTiming,
-    on_answer: Option<AnswerHook>,
+    on_lease_answered: Option<LeaseAnsweredHook>,
     /// The lease as our last successful write left it (we held it then); renewals replace it
     /// without reading it first.
     written: Mutex<Option<Lease>>,
 }
 
-/// Called whenever the API server answered a read of the lease.
+/// Called whenever the API server answered a request about the lease: a read, or a renewal it
+/// accepted.
 #[derive(Clone)]
-struct AnswerHook(Arc<dyn Fn() + Send + Sync>);
+struct LeaseAnsweredHook(Arc<dyn Fn() + Send + Sync>);
 
-impl std::fmt::Debug for AnswerHook {
+impl std::fmt::Debug for LeaseAnsweredHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AnswerHook")
+        f.write_str("LeaseAnsweredHook")
     }
 }
 
@@ -305,19 +297,20 @@ impl LeaderElector {
                 name,
                 identity: identity.into(),
                 timing,
-                on_answer: None,
+                on_lease_answered: None,
                 written: Mutex::new(None),
             }),
             acquired_at: Mutex::new(None),
         }
     }
 
-    /// Calls `hook` whenever the API server answers a read of the lease (every acquisition attempt
-    /// and every renewal): a standby that gets answers could take over (its `/readyz`).
-    pub fn on_answer(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+    /// Calls `hook` whenever the API server answers a request about the lease (the read of every
+    /// acquisition attempt, every renewal it accepts): a standby that gets answers could take over
+    /// (its `/readyz`).
+    pub fn on_lease_answered(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         Arc::get_mut(&mut self.inner)
             .expect("the elector is not shared before it runs")
-            .on_answer = Some(AnswerHook(Arc::new(hook)));
+            .on_lease_answered = Some(LeaseAnsweredHook(Arc::new(hook)));
         self
     }
 
@@ -444,9 +437,7 @@ impl Inner {
             .get_opt(&self.name)
             .await
             .map_err(|e| self.api_error(e))?;
-        if let Some(AnswerHook(hook)) = &self.on_answer {
-            hook();
-        }
+        self.lease_answered();
         let now = Timestamp::now();
         let Some(mut lease) = current else {
             let lease = Lease {
@@ -475,30 +466,51 @@ impl Inner {
         let transitions = spec.lease_transitions.unwrap_or(0);
         lease.spec = Some(spec);
         // `lease.metadata.resourceVersion` is what we read: the replace is a compare-and-swap.
+        let Some(written) = self.replace(&lease).await? else {
+            return Ok(Attempt::Conflict);
+        };
+        if state == LeaseState::Ours {
+            self.renewed(written);
+            return Ok(Attempt::Held);
+        }
+        self.remember(Some(written));
+        match state {
+            LeaseState::Expired { holder } => {
+                info!(lease = %self.lease, identity = %self.identity, holder = %self.identity,
+                    previous_holder = %holder, transitions,
+                    "took over the expired lease: now leading")
+            }
+            _ => info!(lease = %self.lease, identity = %self.identity,
+                holder = %self.identity, transitions, "acquired the free lease: now leading"),
+        }
+        Ok(Attempt::Held)
+    }
+
+    /// Tells the hook, if any, that the API server answered about the lease.
+    fn lease_answered(&self) {
+        if let Some(LeaseAnsweredHook(hook)) = &self.on_lease_answered {
+            hook();
+        }
+    }
+
+    /// Replaces the lease with `lease`, whose `resourceVersion` makes it a compare-and-swap:
+    /// the lease as written, or `None` when someone else wrote it since (409 Conflict).
+    async fn replace(&self, lease: &Lease) -> Result<Option<Lease>, Error> {
         match self
             .api
-            .replace(&self.name, &PostParams::default(), &lease)
+            .replace(&self.name, &PostParams::default(), lease)
             .await
         {
-            Ok(written) => {
-                self.remember(Some(written));
-                match state {
-                    LeaseState::Ours => {
-                        debug!(lease = %self.lease, identity = %self.identity, "renewed the lease")
-                    }
-                    LeaseState::Expired { holder } => {
-                        info!(lease = %self.lease, identity = %self.identity, holder = %self.identity,
-                            previous_holder = %holder, transitions,
-                            "took over the expired lease: now leading")
-                    }
-                    _ => info!(lease = %self.lease, identity = %self.identity,
-                        holder = %self.identity, transitions, "acquired the free lease: now leading"),
-                }
-                Ok(Attempt::Held)
-            }
-            Err(e) if is_conflict(&e) => Ok(Attempt::Conflict),
+            Ok(written) => Ok(Some(written)),
+            Err(e) if is_conflict(&e) => Ok(None),
             Err(e) => Err(self.api_error(e)),
         }
+    }
+
+    /// Keeps a renewal of our own lease the API server accepted (`written`, the lease it stored).
+    fn renewed(&self, written: Lease) {
+        self.remember(Some(written));
+        debug!(lease = %self.lease, identity = %self.identity, "renewed the lease");
     }
 
     /// Keeps (or forgets) the lease as our last write left it.
@@ -521,22 +533,12 @@ impl Inner {
             &self.timing,
             now,
         ));
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(written) => {
-                if let Some(AnswerHook(hook)) = &self.on_answer {
-                    hook();
-                }
-                self.remember(Some(written));
-                debug!(lease = %self.lease, identity = %self.identity, "renewed the lease");
-                Ok(true)
-            }
-            Err(e) if is_conflict(&e) => Ok(false),
-            Err(e) => Err(self.api_error(e)),
-        }
+        let Some(written) = self.replace(&lease).await? else {
+            return Ok(false);
+        };
+        self.lease_answered();
+        self.renewed(written);
+        Ok(true)
     }
 
     /// Clears the holder if it is still us (retrying lost write races a few times).
@@ -558,14 +560,8 @@ impl Inner {
                 return Ok(false);
             }
             lease.spec = Some(released_spec(lease.spec.as_ref(), Timestamp::now()));
-            match self
-                .api
-                .replace(&self.name, &PostParams::default(), &lease)
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(self.api_error(e)),
+            if self.replace(&lease).await?.is_some() {
+                return Ok(true);
             }
         }
         Ok(false)

@@ -1,5 +1,6 @@
 //! The operator: a TmdbSync reconciler and a SyncRun reconciler in one process.
 
+pub mod apply;
 pub mod context;
 pub mod dashboard;
 pub mod job;
@@ -16,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 pub use context::{Context, ControllerConfig};
@@ -138,27 +139,20 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let ready = &ctx.readiness;
 
     // What `Controller::new(api, cfg)` and `.owns(api, cfg)` build, observed.
-    let (runs_store, runs_writer) = reflector::store();
-    // The TmdbSync reconciler reads a sync's runs from this cache instead of listing them, so its
-    // watch starts once the cache holds every run: a (re)start with thousands of runs does not
-    // reconcile every sync at once while the runs are still being listed.
+    // The TmdbSync reconciler reads a sync's runs from the SyncRun cache instead of listing them,
+    // so the TmdbSync watch starts once that cache holds every run: a (re)start with thousands of
+    // runs does not reconcile every sync at once while the runs are still being listed.
+    let (runs_store, runs) = watches::cached(runs, ready.watch("syncruns"), async {});
     ctx.cache_runs(runs_store.clone());
     let runs_listed = runs_store.clone();
-    let sync_watch = futures::stream::once(async move { runs_listed.wait_until_ready().await })
-        .flat_map(move |_| watcher(syncs.clone(), all()).modify(watches::trim));
-    let (syncs_store, writer) = reflector::store();
-    let syncs = watches::observed(reflector(writer, sync_watch), ready.watch("tmdbsyncs"))
-        .applied_objects();
+    let (syncs_store, syncs) = watches::cached(syncs, ready.watch("tmdbsyncs"), async move {
+        let _ = runs_listed.wait_until_ready().await;
+    });
     let owned_runs = watches::observed(
         watcher(runs_meta, all()),
         ready.watch("syncruns (owner references)"),
     )
     .touched_objects();
-    let runs = watches::observed(
-        reflector(runs_writer, watcher(runs, all()).modify(watches::trim)),
-        ready.watch("syncruns"),
-    )
-    .applied_objects();
     let jobs =
         watches::observed(watcher(jobs_meta, jobs_cfg), ready.watch("jobs")).touched_objects();
 

@@ -143,7 +143,7 @@ async fn act(
         &identity,
         timing,
     )
-    .on_answer(move || answered.lease_answered());
+    .on_lease_answered(move || answered.lease_answered());
     // Ready as a standby once the Lease answers: it could take over, so rolling updates proceed.
     readiness.set_role(Role::Standby);
     tracing::info!(identity = %identity, lease = %election.lease_name, "waiting to become the leader");

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::apply::{Part, server_side_apply};
 use super::job::{JobPlan, build_job, fatal_exit_code};
 use super::{Context, Error};
 use crate::api::conditions::merge;
@@ -490,24 +491,13 @@ async fn adopt(ctx: &Context, run: &SyncRun, sync: &TmdbSync) -> Result<(), Erro
     if owned && super::runs::is_labelled(run) {
         return Ok(());
     }
-    let api: Api<SyncRun> =
-        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
     // The sync label lets reconciles list a sync's runs by label (see `super::runs`).
-    let patch = json!({
-        "apiVersion": "tmdbsync.io/v1alpha1",
-        "kind": "SyncRun",
-        "metadata": {
-            "name": run.name_any(),
-            "labels": { super::job::LABEL_SYNC: run.spec.sync_ref.name },
-            "ownerReferences": [sync.controller_owner_ref(&()).expect("sync has uid")],
-        }
+    let metadata = json!({
+        "name": run.name_any(),
+        "labels": { super::job::LABEL_SYNC: run.spec.sync_ref.name },
+        "ownerReferences": [sync.controller_owner_ref(&()).expect("sync has uid")],
     });
-    api.patch(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    server_side_apply(&ctx.client, run, Part::Metadata, metadata).await?;
     Ok(())
 }
 
@@ -542,19 +532,7 @@ async fn patch_status_at(
     if &next == current {
         return Ok(());
     }
-    let api: Api<SyncRun> =
-        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": "tmdbsync.io/v1alpha1",
-        "kind": "SyncRun",
-        "status": next,
-    });
-    api.patch_status(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    server_side_apply(&ctx.client, run, Part::Status, next).await?;
     Ok(())
 }
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
+use super::apply::{Part, server_side_apply};
 use super::sync_run::SCHEDULED_AT;
 use super::{Context, Error};
 use crate::api::sync_run::{SyncRef, SyncRunSpec, Trigger};
@@ -378,14 +378,6 @@ async fn patch_status(
     if &next == current {
         return Ok(());
     }
-    let api: Api<TmdbSync> =
-        Api::namespaced(ctx.client.clone(), &sync.namespace().unwrap_or_default());
-    let patch = json!({ "apiVersion": "tmdbsync.io/v1alpha1", "kind": "TmdbSync", "status": next });
-    api.patch_status(
-        &sync.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    server_side_apply(&ctx.client, sync, Part::Status, next).await?;
     Ok(())
 }

@@ -4,11 +4,37 @@
 //! it works and when it fails, and every failure is logged at warn with the resource and the reason
 //! (kube-runtime itself logs only a 403 above debug, so a missing CRD went unseen).
 
+use std::fmt::Debug;
+
 use futures::{Stream, StreamExt};
-use kube::Resource;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::{WatchStreamExt, reflector};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
 
 use crate::telemetry::readiness::WatchHealth;
+
+/// Every object of `api`, listed once `start` resolves, kept in a reflector cache ([`trim`]med)
+/// and reported to `health`: the cache and the stream of applied objects (what `Controller::new`
+/// builds).
+pub fn cached<K, F>(
+    api: Api<K>,
+    health: WatchHealth,
+    start: F,
+) -> (
+    reflector::Store<K>,
+    impl Stream<Item = watcher::Result<K>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (store, writer) = reflector::store();
+    let objects = futures::stream::once(start)
+        .flat_map(move |()| watcher(api.clone(), watcher::Config::default()).modify(trim));
+    let applied = observed(reflector(writer, objects), health).applied_objects();
+    (store, applied)
+}
 
 /// `stream` (a watcher, or a reflector over one), reporting each item to `health`.
 pub fn observed<K, S>(stream: S, health: WatchHealth) -> impl Stream<Item = S::Item> + Send

@@ -129,15 +129,7 @@ async fn beat(store: Store, run: RunId, lease: Duration) {
 /// Names one opening of a run: `host pid N #nonce` (the nonce tells two openings by one process
 /// apart).
 pub(crate) fn owner_tag() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown-host".into());
+    let host = crate::host::name().unwrap_or_else(|| "unknown-host".into());
     format!(
         "{host} pid {} #{:08x}",
         std::process::id(),
