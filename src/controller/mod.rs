@@ -142,11 +142,12 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     // The TmdbSync reconciler reads a sync's runs from the SyncRun cache instead of listing them,
     // so the TmdbSync watch starts once that cache holds every run: a (re)start with thousands of
     // runs does not reconcile every sync at once while the runs are still being listed.
-    let (runs_store, runs) = watches::cached(runs, ready.watch("syncruns"), async {});
+    let runs_health = ready.watch("syncruns");
+    let runs_listed = runs_health.clone();
+    let (runs_store, runs) = watches::cached(runs, runs_health, async {});
     ctx.cache_runs(runs_store.clone());
-    let runs_listed = runs_store.clone();
     let (syncs_store, syncs) = watches::cached(syncs, ready.watch("tmdbsyncs"), async move {
-        let _ = runs_listed.wait_until_ready().await;
+        runs_listed.wait_synced().await
     });
     let owned_runs = watches::observed(
         watcher(runs_meta, all()),

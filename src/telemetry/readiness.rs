@@ -64,6 +64,8 @@ impl Verdict {
 #[derive(Debug, Clone)]
 pub struct Readiness {
     state: Arc<Mutex<State>>,
+    /// Woken whenever a watch syncs ([`WatchHealth::wait_synced`]).
+    synced: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +117,7 @@ impl Readiness {
                 lease_answered: None,
                 watches: Vec::new(),
             })),
+            synced: Arc::default(),
         }
     }
 
@@ -153,6 +156,7 @@ impl Readiness {
         WatchHealth {
             state: self.state.clone(),
             index: s.watches.len() - 1,
+            synced: self.synced.clone(),
         }
     }
 
@@ -172,6 +176,7 @@ impl Readiness {
 pub struct WatchHealth {
     state: Arc<Mutex<State>>,
     index: usize,
+    synced: Arc<tokio::sync::Notify>,
 }
 
 impl WatchHealth {
@@ -183,10 +188,28 @@ impl WatchHealth {
     /// The watch listed every object (its initial list, or a relist, is complete). Returns
     /// whether it was failing until now.
     pub fn synced(&self) -> bool {
-        let mut s = lock(&self.state);
-        let w = &mut s.watches[self.index];
-        w.synced = true;
-        w.failure.take().is_some()
+        let was_failing = {
+            let mut s = lock(&self.state);
+            let w = &mut s.watches[self.index];
+            w.synced = true;
+            w.failure.take().is_some()
+        };
+        self.synced.notify_waiters();
+        was_failing
+    }
+
+    /// Resolves once the watch has listed every object. Any number of tasks may wait (unlike a
+    /// reflector store's `wait_until_ready`, which wakes only the last task that polled it).
+    pub async fn wait_synced(&self) {
+        loop {
+            let notified = self.synced.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.state).watches[self.index].synced {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The watch delivered an event: it works. Returns whether it was failing until now.
@@ -272,6 +295,35 @@ fn assess(s: &State, now: Instant) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn every_task_waiting_for_a_watch_to_sync_is_woken() {
+        let r = Readiness::new(GRACE);
+        let runs = r.watch("syncruns");
+        let other = r.watch("jobs");
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let w = runs.clone();
+                tokio::spawn(async move { w.wait_synced().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        other.synced();
+        tokio::task::yield_now().await;
+        assert!(
+            waiters.iter().all(|w| !w.is_finished()),
+            "another watch synced"
+        );
+        runs.synced();
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(5), w)
+                .await
+                .expect("woken")
+                .unwrap();
+        }
+        // Once synced, a new waiter returns at once.
+        runs.wait_synced().await;
+    }
 
     const GRACE: Duration = Duration::from_secs(30);
 
