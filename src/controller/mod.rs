@@ -142,18 +142,19 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     // The TmdbSync reconciler reads a sync's runs from the SyncRun cache instead of listing them,
     // so the TmdbSync watch starts once that cache holds every run: a (re)start with thousands of
     // runs does not reconcile every sync at once while the runs are still being listed.
+    // (`/readyz` names the watches in the order they are registered here.)
+    let (syncs_health, owners_health) = (
+        ready.watch("tmdbsyncs"),
+        ready.watch("syncruns (owner references)"),
+    );
     let runs_health = ready.watch("syncruns");
     let runs_listed = runs_health.clone();
     let (runs_store, runs) = watches::cached(runs, runs_health, async {});
     ctx.cache_runs(runs_store.clone());
-    let (syncs_store, syncs) = watches::cached(syncs, ready.watch("tmdbsyncs"), async move {
+    let (syncs_store, syncs) = watches::cached(syncs, syncs_health, async move {
         runs_listed.wait_synced().await
     });
-    let owned_runs = watches::observed(
-        watcher(runs_meta, all()),
-        ready.watch("syncruns (owner references)"),
-    )
-    .touched_objects();
+    let owned_runs = watches::observed(watcher(runs_meta, all()), owners_health).touched_objects();
     let jobs =
         watches::observed(watcher(jobs_meta, jobs_cfg), ready.watch("jobs")).touched_objects();
 
