@@ -6,12 +6,13 @@ mod support;
 
 use serde_json::json;
 use support::{
-    ALL_PAGES, EngineSetup, importable_ids, scalar, sim_config, sim_get, stored_live_ids,
+    ALL_PAGES, EngineSetup, catalog_pages, done_pages, importable_ids, load_catalog, scalar,
+    scheduled, shard_of, sim_config, sim_get, stored_live_ids,
 };
 use tmdbsync::plan::pages::PageRange;
 use tmdbsync::sim::SimConfig;
+use tmdbsync::stage::RunLabel;
 use tmdbsync::stage::bulk::{self, BulkOptions};
-use tmdbsync::stage::{RunLabel, catalog};
 use tmdbsync::store::Store;
 
 /// Pages per chunk in these tests: a few pages, so a catalog of 1,540 movies (77 pages) takes 11
@@ -49,9 +50,9 @@ async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_pa
     let mut setup = EngineSetup::start(catalog_config(), 100_000).await;
     setup.engine.bulk_chunk_pages = CHUNK;
     let (engine, store, sim) = setup.parts();
+    load_catalog(engine).await;
     let label = RunLabel::default();
-    assert!(catalog::run(engine, &label).await.unwrap().succeeded);
-    let pages = scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await;
+    let pages = catalog_pages(store).await;
     assert!(
         pages > 3 * i64::from(CHUNK),
         "{pages} pages make several chunks"
@@ -88,14 +89,7 @@ async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_pa
         pages - 11,
         "every open page, once"
     );
-    assert_eq!(
-        scalar(
-            store,
-            "SELECT count(*) FROM bulk_pages WHERE status = 'done'"
-        )
-        .await,
-        pages
-    );
+    assert_eq!(done_pages(store).await, pages);
     assert_eq!(
         i64::from(first.counters.movies_skipped + report.counters.movies_skipped),
         scalar(store, "SELECT count(*) FROM catalog_ids WHERE adult").await
@@ -112,22 +106,10 @@ async fn shards_cut_into_chunks_split_the_pages_without_losing_one() {
     let mut setup = EngineSetup::start(catalog_config(), 100_000).await;
     setup.engine.bulk_chunk_pages = CHUNK;
     let (engine, store, sim) = setup.parts();
-    assert!(
-        catalog::run(engine, &RunLabel::default())
-            .await
-            .unwrap()
-            .succeeded
-    );
-    let pages = scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await as i32;
-    let label = RunLabel {
-        name: Some("chunks-bulk-202601010200".into()),
-        trigger: Some("scheduled".into()),
-    };
-    let shard = |index| BulkOptions {
-        pages: Some(PageRange { from: 1, to: pages }),
-        shard: Some((index, 3)),
-        ..ALL_PAGES
-    };
+    load_catalog(engine).await;
+    let pages = catalog_pages(store).await as i32;
+    let label = scheduled("chunks-bulk-202601010200");
+    let shard = |index| shard_of(pages, index, 3);
     let (a, b, c) = tokio::join!(
         bulk::run(engine, shard(0), &label),
         bulk::run(engine, shard(1), &label),
@@ -143,14 +125,7 @@ async fn shards_cut_into_chunks_split_the_pages_without_losing_one() {
         json!(stored),
         "the shards split the pages: no movie fetched twice"
     );
-    assert_eq!(
-        scalar(
-            store,
-            "SELECT count(*) FROM bulk_pages WHERE status = 'done'"
-        )
-        .await,
-        i64::from(pages)
-    );
+    assert_eq!(done_pages(store).await, i64::from(pages));
     assert_eq!(
         scalar(store, "SELECT sum(attempts)::bigint FROM bulk_pages").await,
         i64::from(pages),

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 use support::{
-    ALL_PAGES, EngineSetup, ids, import_all, importable_ids, scalar, sim_config, sim_get, sim_post,
-    stored_live_ids, stored_title,
+    ALL_PAGES, EngineSetup, catalog_pages, done_pages, ids, import_all, importable_ids, scalar,
+    sim_config, sim_get, sim_post, stored_live_ids, stored_title,
 };
 use tmdbsync::sim::SimConfig;
 use tmdbsync::stage::RunLabel;
@@ -75,15 +75,8 @@ async fn catalog_and_bulk_import_exactly_the_non_adult_ids_then_a_second_run_fet
     );
 
     // Every page is done, and the run's counters equal the tables.
-    let pages = scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await;
-    assert_eq!(
-        scalar(
-            store,
-            "SELECT count(*) FROM bulk_pages WHERE status = 'done'"
-        )
-        .await,
-        pages
-    );
+    let pages = catalog_pages(store).await;
+    assert_eq!(done_pages(store).await, pages);
     assert_eq!(
         scalar(store, "SELECT count(*) FROM bulk_pages").await,
         pages

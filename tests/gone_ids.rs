@@ -6,12 +6,14 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use support::{ALL_PAGES, EngineSetup, ids, import_all, scalar, sim_config, sim_get, sim_post};
+use support::{
+    ALL_PAGES, EngineSetup, catalog_pages, ids, import_all, load_catalog, scalar, scheduled,
+    shard_of, sim_config, sim_get, sim_post,
+};
 use tmdbsync::plan::health::SyncHealth;
-use tmdbsync::plan::pages::PageRange;
 use tmdbsync::plan::status::{Phase, PhaseInputs, phase};
 use tmdbsync::sim::SimHandle;
-use tmdbsync::stage::bulk::{self, BulkOptions};
+use tmdbsync::stage::bulk;
 use tmdbsync::stage::delta::{self, DeltaOptions};
 use tmdbsync::stage::{Engine, RunLabel, catalog};
 use tmdbsync::store::Store;
@@ -245,23 +247,11 @@ async fn a_gone_id_served_again_is_imported_by_the_weekly_recheck() {
 async fn a_sharded_bulk_run_message_describes_every_shard() {
     let setup = EngineSetup::start(sim_config(2000, SEED), 2000).await;
     let (engine, store, sim) = setup.parts();
-    assert!(
-        catalog::run(engine, &RunLabel::default())
-            .await
-            .unwrap()
-            .succeeded
-    );
+    load_catalog(engine).await;
     sim_post(sim, "/__sim/advance?days=3", json!({})).await;
-    let pages = scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await as i32;
-    let label = RunLabel {
-        name: Some("cinegraph-bulk-202601010200".into()),
-        trigger: Some("scheduled".into()),
-    };
-    let shard = |index| BulkOptions {
-        pages: Some(PageRange { from: 1, to: pages }),
-        shard: Some((index, 2)),
-        ..ALL_PAGES
-    };
+    let pages = catalog_pages(store).await as i32;
+    let label = scheduled("cinegraph-bulk-202601010200");
+    let shard = |index| shard_of(pages, index, 2);
     let (a, b) = tokio::join!(
         bulk::run(engine, shard(0), &label),
         bulk::run(engine, shard(1), &label)

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{
-    TestDb, engine, importable_ids, output, scalar, sim_config, sim_get, sim_post, start_sim,
-    status_json, stderr, store_and_sim, tmdbsync_run,
+    TestDb, engine, importable_ids, output, scalar, scheduled, sim_config, sim_get, sim_post,
+    start_sim, status_json, stderr, store_and_sim, tmdbsync_run,
 };
 use tmdbsync::plan::RunType;
 use tmdbsync::sim::SimHandle;
@@ -200,10 +200,6 @@ async fn shards_of_one_named_run_share_the_stage_and_another_run_is_refused() {
     let (_db, store, sim) = catalog_loaded_and_slow().await;
     let base = engine(store.clone(), &sim, 10_000);
     sim_post(&sim, "/__sim/stats/reset", json!({})).await;
-    let named = |name: &str| RunLabel {
-        name: Some(name.into()),
-        trigger: Some("scheduled".into()),
-    };
     let no_wait = |e: &tmdbsync::stage::Engine| {
         let mut e = e.clone();
         e.runs = RunControl::new(Duration::from_secs(60), Duration::ZERO);
@@ -219,13 +215,13 @@ async fn shards_of_one_named_run_share_the_stage_and_another_run_is_refused() {
     let pods: Vec<_> = (0..2)
         .map(|index| {
             let e = no_wait(&engine(store.clone(), &sim, 10_000));
-            let label = named("cinegraph-bulk-a");
+            let label = scheduled("cinegraph-bulk-a");
             tokio::spawn(async move { bulk::run(&e, shard(index), &label).await })
         })
         .collect();
     wait_for(&store, "SELECT count(*) FROM movies", 200).await;
     let other = no_wait(&base);
-    let refused = bulk::run(&other, shard(0), &named("cinegraph-bulk-b")).await;
+    let refused = bulk::run(&other, shard(0), &scheduled("cinegraph-bulk-b")).await;
     let Err(StageError::Busy(message)) = refused else {
         panic!("another run was let in: {refused:?}");
     };
@@ -246,7 +242,7 @@ async fn shards_of_one_named_run_share_the_stage_and_another_run_is_refused() {
     )
     .await
     .unwrap();
-    let next = bulk::run(&other, shard(0), &named("cinegraph-bulk-b"))
+    let next = bulk::run(&other, shard(0), &scheduled("cinegraph-bulk-b"))
         .await
         .expect("the next run opens");
     assert!(next.succeeded);

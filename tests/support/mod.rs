@@ -389,10 +389,8 @@ pub fn sim_config(movies: u64, seed: u64) -> SimConfig {
 
 /// The prelude of engine tests: a Catalog run, then one Bulk run over every page; both must succeed.
 pub async fn import_all(engine: &Engine) {
-    let label = RunLabel::default();
-    let c = catalog::run(engine, &label).await.expect("catalog run");
-    assert!(c.succeeded, "{}", c.message);
-    let b = bulk::run(engine, ALL_PAGES, &label)
+    load_catalog(engine).await;
+    let b = bulk::run(engine, ALL_PAGES, &RunLabel::default())
         .await
         .expect("bulk run");
     assert!(b.succeeded, "{}", b.message);
@@ -404,6 +402,43 @@ pub async fn scalar(store: &Store, sql: &str) -> i64 {
         .fetch_one(store.pool())
         .await
         .unwrap()
+}
+
+/// Runs the catalog stage, which must succeed.
+pub async fn load_catalog(engine: &Engine) {
+    let report = catalog::run(engine, &RunLabel::default()).await.unwrap();
+    assert!(report.succeeded, "catalog: {}", report.message);
+}
+
+/// Pages of the stored catalog (20 ids a page).
+pub async fn catalog_pages(store: &Store) -> i64 {
+    scalar(store, "SELECT (max(ordinal) + 19) / 20 FROM catalog_ids").await
+}
+
+/// Bulk pages checkpointed done.
+pub async fn done_pages(store: &Store) -> i64 {
+    scalar(
+        store,
+        "SELECT count(*) FROM bulk_pages WHERE status = 'done'",
+    )
+    .await
+}
+
+/// The label of a scheduled run named `name` (what a Job's pods carry).
+pub fn scheduled(name: &str) -> RunLabel {
+    RunLabel {
+        name: Some(name.into()),
+        trigger: Some("scheduled".into()),
+    }
+}
+
+/// Shard `index` of `count` of a bulk run over pages `1..=pages`.
+pub fn shard_of(pages: i32, index: u32, count: u32) -> BulkOptions {
+    BulkOptions {
+        pages: Some(tmdbsync::plan::pages::PageRange { from: 1, to: pages }),
+        shard: Some((index, count)),
+        ..ALL_PAGES
+    }
 }
 
 /// The stored title of movie `id`.
