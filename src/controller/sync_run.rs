@@ -168,39 +168,9 @@ async fn start(
         patch_status(ctx, run, &status, next).await?;
         return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     }
-    let mut planned = status.planned_pages;
-    let pages = match run_type {
-        RunType::Bulk => match plan_pages(run, sync, store, planned).await? {
-            BulkPages::Import { range, record } => {
-                if record {
-                    // Record the plan before the Job exists, so a restart reuses it.
-                    planned = Some(PageRangeSpec {
-                        from: range.from,
-                        to: range.to,
-                    });
-                    let next = SyncRunStatus {
-                        planned_pages: planned,
-                        ..status.clone()
-                    };
-                    patch_status(ctx, run, &status, next).await?;
-                }
-                Some(range)
-            }
-            BulkPages::Finished {
-                succeeded,
-                reason,
-                message,
-            } => {
-                let phase = if succeeded {
-                    RunPhase::Succeeded
-                } else {
-                    RunPhase::Failed
-                };
-                return finish(ctx, run, status, phase, reason, &message, Some(store)).await;
-            }
-            BulkPages::Invalid(message) => return invalid(ctx, run, status, &message, store).await,
-        },
-        _ => None,
+    let (pages, planned) = match bulk_pages(ctx, run, sync, store, &status).await? {
+        Planned::Pages(pages, planned) => (pages, planned),
+        Planned::Ended(action) => return Ok(action),
     };
     if let Some(w) = &run.spec.window
         && let Err(message) = runplan::check_window(&w.start, &w.end)
@@ -229,6 +199,62 @@ async fn start(
     )
     .await;
     Ok(Action::requeue(ctx.config.mirror_interval))
+}
+
+/// What a run's Job works on: the pages (a Bulk run's; none for the other types) and the plan
+/// recorded in status, or the run ended without a Job.
+enum Planned {
+    Pages(Option<PageRange>, Option<PageRangeSpec>),
+    Ended(Action),
+}
+
+/// Plans a Bulk run's pages ([`plan_pages`]), recording a new plan in status before the Job
+/// exists (so a restart reuses it); a run with nothing to import, or an invalid one, ends here.
+async fn bulk_pages(
+    ctx: &Context,
+    run: &SyncRun,
+    sync: &TmdbSync,
+    store: &Store,
+    status: &SyncRunStatus,
+) -> Result<Planned, Error> {
+    let planned = status.planned_pages;
+    if !matches!(RunType::from(run.spec.run_type), RunType::Bulk) {
+        return Ok(Planned::Pages(None, planned));
+    }
+    let status = status.clone();
+    match plan_pages(run, sync, store, planned).await? {
+        BulkPages::Import { range, record } => {
+            if !record {
+                return Ok(Planned::Pages(Some(range), planned));
+            }
+            let planned = Some(PageRangeSpec {
+                from: range.from,
+                to: range.to,
+            });
+            let next = SyncRunStatus {
+                planned_pages: planned,
+                ..status.clone()
+            };
+            patch_status(ctx, run, &status, next).await?;
+            Ok(Planned::Pages(Some(range), planned))
+        }
+        BulkPages::Finished {
+            succeeded,
+            reason,
+            message,
+        } => {
+            let phase = if succeeded {
+                RunPhase::Succeeded
+            } else {
+                RunPhase::Failed
+            };
+            let action = finish(ctx, run, status, phase, reason, &message, Some(store)).await?;
+            Ok(Planned::Ended(action))
+        }
+        BulkPages::Invalid(message) => Ok(Planned::Ended(
+            invalid(ctx, run, status, &message, store).await?,
+        )),
+    }
 }
 
 /// Reads what the page plan needs (the catalog size, the first open page) and lets
