@@ -26,6 +26,14 @@ fn catalog_config() -> SimConfig {
     }
 }
 
+/// An engine cutting bulk runs into chunks of [`CHUNK`] pages, with the catalog loaded.
+async fn chunked_with_catalog() -> EngineSetup {
+    let mut setup = EngineSetup::start(catalog_config(), 100_000).await;
+    setup.engine.bulk_chunk_pages = CHUNK;
+    load_catalog(&setup.engine).await;
+    setup
+}
+
 /// The stored counts equal what `health_counts_now()` counts now.
 async fn assert_counts_exact(store: &Store) {
     let stored: Vec<i64> = sqlx::query_scalar(
@@ -47,10 +55,8 @@ async fn assert_counts_exact(store: &Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_page() {
-    let mut setup = EngineSetup::start(catalog_config(), 100_000).await;
-    setup.engine.bulk_chunk_pages = CHUNK;
+    let setup = chunked_with_catalog().await;
     let (engine, store, sim) = setup.parts();
-    load_catalog(engine).await;
     let label = RunLabel::default();
     let pages = catalog_pages(store).await;
     assert!(
@@ -103,10 +109,8 @@ async fn a_run_over_many_chunks_stores_every_movie_once_and_checkpoints_every_pa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_cut_into_chunks_split_the_pages_without_losing_one() {
-    let mut setup = EngineSetup::start(catalog_config(), 100_000).await;
-    setup.engine.bulk_chunk_pages = CHUNK;
+    let setup = chunked_with_catalog().await;
     let (engine, store, sim) = setup.parts();
-    load_catalog(engine).await;
     let pages = catalog_pages(store).await as i32;
     let label = scheduled("chunks-bulk-202601010200");
     let shard = |index| shard_of(pages, index, 3);

@@ -227,7 +227,7 @@ impl Context {
     }
 }
 
-/// A Secret's non-empty values by key (`data` decoded, then `stringData`), trimmed.
+/// A Secret's non-empty values by key: `data` decoded and trimmed, over `stringData` as given.
 fn secret_values(secret: Secret) -> BTreeMap<String, String> {
     let data = secret.data.unwrap_or_default().into_iter();
     let decoded = data.map(|(k, v)| (k, String::from_utf8_lossy(&v.0).trim().to_string()));
