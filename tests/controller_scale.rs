@@ -6,12 +6,14 @@
 //! (re)starting on a cluster that has run for a while. Each sync keeps 100 runs of history
 //! (`successfulRunsLimit: 90`, `failedRunsLimit: 10`: nothing is pruned, so the 10,000 stay), its
 //! schedules are not due during the benchmark (so no Job is created and no node is needed), and all
-//! of them share one Postgres database (one pool: the health read runs against an empty
-//! catalogue; `scripts/bench-scale.sh` measures it at 1.1 M movies). The runs are written as the
-//! controller writes finished runs: a scheduled run's name, labels, owner reference and
-//! annotation, and a status with its counters and conditions, every tenth one Failed.
+//! of them share one Postgres database (one pool; its schema exists, as it does for a controller
+//! restarting; the health read runs against an empty catalogue; `scripts/bench-scale.sh`
+//! measures it at 1.1 M movies). The runs are written as the controller writes finished runs: a
+//! scheduled run's name, labels, owner reference and annotation, and a status with its counters
+//! and conditions, every tenth one Failed.
 //!
-//! Measured: the time until every object has been reconciled and the reconciles stopped (settled),
+//! Measured: the time until every TmdbSync has been reconciled and the reconciles stopped (settled;
+//! the finished runs, settled, are never reconciled: asserted),
 //! the controller's RSS (`/proc/<pid>/status`), reconcile p50/p99 per kind from its
 //! `tmdbsync_reconcile_duration_seconds` histogram, and while idle the API requests per second it
 //! causes: the kube-apiserver's `apiserver_request_total` over `IDLE_SECS` (default 300 s, one
@@ -68,6 +70,9 @@ async fn controller_at_scale() {
     install_crds(cluster);
     let ns = cluster.namespace("bench-ctl");
     let db = TestDb::start();
+    // A database that has served its syncs for a while already has its schema (the first
+    // controller or worker to reach a new database creates it, once).
+    drop(db.store().await);
     apply_secrets(cluster, &ns, "bench-key", &db.url);
     let client = cluster.client();
 
@@ -87,9 +92,7 @@ async fn controller_at_scale() {
     let baseline = Window::between(&before, &api_requests(cluster), baseline_secs);
 
     let mut controller = Controller::start(cluster.kubeconfig(), &ns);
-    let (settle_secs, settled) = controller
-        .settled(syncs as u64, (syncs * per_sync) as u64)
-        .await;
+    let (settle_secs, settled) = controller.settled(syncs as u64).await;
     let rss_settled = controller.memory();
     let before = api_requests(cluster);
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
@@ -115,9 +118,9 @@ async fn controller_at_scale() {
         "more TmdbSync reconciles while idle than two per sync per 5 minutes: a self-triggered loop"
     );
     assert_eq!(
-        report.reconciles_while_idle("SyncRun"),
+        after.get("tmdbsync_reconcile_total", &[("kind", "SyncRun")]),
         0.0,
-        "finished SyncRuns were reconciled again while nothing changed"
+        "finished SyncRuns with their conditions written were reconciled: they are settled"
     );
 }
 
@@ -310,9 +313,10 @@ impl Controller {
         }
     }
 
-    /// Waits until every TmdbSync and SyncRun has been reconciled and no reconcile happened for
-    /// 15 s; returns the seconds from start to the last reconcile, and the metrics then.
-    async fn settled(&mut self, syncs: u64, runs: u64) -> (f64, Samples) {
+    /// Waits until every TmdbSync has been reconciled and no reconcile happened for 15 s (the
+    /// finished runs are settled: none is reconciled); returns the seconds from start to the last
+    /// reconcile, and the metrics then.
+    async fn settled(&mut self, syncs: u64) -> (f64, Samples) {
         let started = Instant::now();
         let (mut last_total, mut last_change) = (-1.0, Instant::now());
         let mut settle = 0.0;
@@ -329,10 +333,7 @@ impl Controller {
                 (last_total, last_change) = (total, Instant::now());
                 settle = started.elapsed().as_secs_f64();
             }
-            if done("TmdbSync", syncs)
-                && done("SyncRun", runs)
-                && last_change.elapsed() >= Duration::from_secs(15)
-            {
+            if done("TmdbSync", syncs) && last_change.elapsed() >= Duration::from_secs(15) {
                 return (settle, m);
             }
             assert!(
@@ -546,6 +547,10 @@ impl Report<'_> {
             let errors = self
                 .after
                 .sum("tmdbsync_reconcile_errors_total", &[("kind", kind)]);
+            if count == 0.0 {
+                println!("reconcile {kind:<9}  none");
+                continue;
+            }
             println!(
                 "reconcile {kind:<9}  p50 {:.1} ms, p99 {:.1} ms over {count} reconciles ({errors} failed) (target p99 < 100)",
                 1000.0 * self.after.quantile(h, kind, 0.5),

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector;
 use kube::{Api, Client};
 
 use super::Error;
-use crate::api::{SecretKeyRef, SyncRun};
+use crate::api::SecretKeyRef;
 use crate::store::Store;
 
 /// Settings of the controller process.
@@ -67,9 +66,11 @@ pub struct Context {
     /// What `/readyz` reports; the controller's watches report to it.
     pub readiness: crate::telemetry::readiness::Readiness,
     recorder: Recorder,
-    stores: tokio::sync::Mutex<HashMap<String, Store>>,
+    /// One pool per database URL, created by the first reconcile that needs it (the others
+    /// needing the same one wait for it; other databases do not).
+    stores: Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<Store>>>>,
     failures: Mutex<HashMap<String, u32>>,
-    runs: OnceLock<reflector::Store<SyncRun>>,
+    runs: OnceLock<super::runs::RunCache>,
     secrets: Mutex<HashMap<(String, String), ReadSecret>>,
 }
 
@@ -105,7 +106,7 @@ impl Context {
             config,
             metrics,
             readiness: Default::default(),
-            stores: tokio::sync::Mutex::new(HashMap::new()),
+            stores: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             runs: OnceLock::new(),
             secrets: Mutex::new(HashMap::new()),
@@ -118,14 +119,14 @@ impl Context {
         self
     }
 
-    /// Makes reconciles read SyncRuns from `cache` (the SyncRun controller's reflector) instead of
-    /// listing them from the API server. Set once, by [`super::run`].
-    pub fn cache_runs(&self, cache: reflector::Store<SyncRun>) {
+    /// Makes reconciles read SyncRuns from `cache` (built by the controller's SyncRun watch)
+    /// instead of listing them from the API server. Set once, by [`super::run`].
+    pub fn cache_runs(&self, cache: super::runs::RunCache) {
         let _ = self.runs.set(cache);
     }
 
     /// The SyncRun cache, when the controller runs one.
-    pub fn run_cache(&self) -> Option<&reflector::Store<SyncRun>> {
+    pub fn run_cache(&self) -> Option<&super::runs::RunCache> {
         self.runs.get()
     }
 
@@ -178,14 +179,18 @@ impl Context {
 
     /// A pooled connection to the database at `url` (cached per URL).
     pub async fn store(&self, url: &str) -> Result<Store, Error> {
-        let mut stores = self.stores.lock().await;
-        if let Some(s) = stores.get(url) {
-            return Ok(s.clone());
-        }
-        let store = Store::connect(url, 4).await?;
-        store.migrate().await?;
-        stores.insert(url.to_string(), store.clone());
-        Ok(store)
+        let cell = {
+            let mut stores = self.stores.lock().expect("stores lock");
+            stores.entry(url.to_string()).or_default().clone()
+        };
+        let store = cell
+            .get_or_try_init(|| async {
+                let store = Store::connect(url, 4).await?;
+                store.migrate().await?;
+                Ok::<_, Error>(store)
+            })
+            .await?;
+        Ok(store.clone())
     }
 
     /// Publishes an event on `reference` (errors are logged, not returned: events are best effort).

@@ -126,40 +126,36 @@ fn concurrency(n: u16) -> kube::runtime::controller::Config {
 }
 
 /// Runs both reconcilers until SIGTERM/ctrl-c (graceful: in-flight reconciles finish). Their
-/// four watches report to `ctx.readiness` (see [`watches`]).
+/// three watches report to `ctx.readiness` (see [`watches`]).
 pub async fn run(client: Client, ctx: Arc<Context>) {
     let ns = ctx.config.namespace.clone();
     let syncs = api::<TmdbSync>(&client, ns.as_deref());
     let runs = api::<SyncRun>(&client, ns.as_deref());
-    // Owned objects are watched by their metadata only (what `owns` does).
-    let runs_meta = api::<PartialObjectMeta<SyncRun>>(&client, ns.as_deref());
+    // Owned Jobs are watched by their metadata only (what `owns` does).
     let jobs_meta = api::<PartialObjectMeta<Job>>(&client, ns.as_deref());
-    let all = watcher::Config::default;
-    let jobs_cfg = all().labels("app.kubernetes.io/managed-by=tmdbsync");
+    let jobs_cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=tmdbsync");
     let ready = &ctx.readiness;
 
     // What `Controller::new(api, cfg)` and `.owns(api, cfg)` build, observed.
     // The TmdbSync reconciler reads a sync's runs from the SyncRun cache instead of listing them,
     // so the TmdbSync watch starts once that cache holds every run: a (re)start with thousands of
     // runs does not reconcile every sync at once while the runs are still being listed.
+    // The one SyncRun watch also wakes a run's TmdbSync when the run changes ([`runs::watch`]).
     // (`/readyz` names the watches in the order they are registered here.)
-    let (syncs_health, owners_health) = (
-        ready.watch("tmdbsyncs"),
-        ready.watch("syncruns (owner references)"),
-    );
+    let syncs_health = ready.watch("tmdbsyncs");
     let runs_health = ready.watch("syncruns");
     let runs_listed = runs_health.clone();
-    let (runs_store, runs) = watches::cached(runs, runs_health, async {});
-    ctx.cache_runs(runs_store.clone());
+    let (run_cache, runs, runs_changed) = runs::watch(runs, runs_health);
+    let runs_store = run_cache.store.clone();
+    ctx.cache_runs(run_cache);
     let (syncs_store, syncs) = watches::cached(syncs, syncs_health, async move {
         runs_listed.wait_synced().await
     });
-    let owned_runs = watches::observed(watcher(runs_meta, all()), owners_health).touched_objects();
     let jobs =
         watches::observed(watcher(jobs_meta, jobs_cfg), ready.watch("jobs")).touched_objects();
 
     let sync_controller = Controller::for_stream(syncs, syncs_store)
-        .owns_stream(owned_runs)
+        .reconcile_on(runs_changed)
         .with_config(concurrency(SYNC_RECONCILES))
         .shutdown_on_signal()
         .run(

@@ -32,12 +32,9 @@ pub async fn reconcile(run: Arc<SyncRun>, ctx: Arc<Context>) -> Result<Action, E
     let status = run.status.clone().unwrap_or_default();
     if status.phase.is_some_and(RunPhase::is_finished) {
         // A run finished by an older controller has no conditions yet: add them once, dated when
-        // it finished (a no-op, without an API call, once they are there).
-        let finished_at = status
-            .completed_at
-            .as_deref()
-            .and_then(crate::plan::sync::parse_time);
-        patch_status_at(&ctx, &run, &status, status.clone(), finished_at).await?;
+        // it finished. Once they are there the run is settled and the cache keeps only its view
+        // ([`super::runs`]): it is not reconciled again.
+        patch_status_at(&ctx, &run, &status, status.clone(), finished_at(&status)).await?;
         return Ok(Action::await_change());
     }
     let syncs: Api<TmdbSync> = Api::namespaced(ctx.client.clone(), &ns);
@@ -543,9 +540,25 @@ async fn patch_status_at(
     ctx: &Context,
     run: &SyncRun,
     current: &SyncRunStatus,
-    mut next: SyncRunStatus,
+    next: SyncRunStatus,
     at: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
+    let next = with_conditions(run, current, next, at);
+    if &next == current {
+        return Ok(());
+    }
+    server_side_apply(&ctx.client, run, Part::Status, next).await?;
+    Ok(())
+}
+
+/// `next` as written: observing the run's generation, with the conditions its phase implies
+/// merged into `current`'s (a condition that changes is dated `at`, default now).
+fn with_conditions(
+    run: &SyncRun,
+    current: &SyncRunStatus,
+    mut next: SyncRunStatus,
+    at: Option<DateTime<Utc>>,
+) -> SyncRunStatus {
     next.observed_generation = run.metadata.generation;
     let desired =
         runplan::run_conditions(next.phase, next.reason.as_deref(), next.message.as_deref());
@@ -555,11 +568,26 @@ async fn patch_status_at(
         run.metadata.generation,
         at.unwrap_or_else(Utc::now),
     );
-    if &next == current {
-        return Ok(());
-    }
-    server_side_apply(&ctx.client, run, Part::Status, next).await?;
-    Ok(())
+    next
+}
+
+/// When a finished run finished (its `completedAt`).
+fn finished_at(status: &SyncRunStatus) -> Option<DateTime<Utc>> {
+    status
+        .completed_at
+        .as_deref()
+        .and_then(crate::plan::sync::parse_time)
+}
+
+/// Whether `run` is finished and its reconcile would change nothing: its status observes its
+/// generation and carries every condition its outcome implies. Such a run is never reconciled
+/// again (until it changes), so the controller caches only its view.
+pub fn is_settled(run: &SyncRun) -> bool {
+    let Some(status) = &run.status else {
+        return false;
+    };
+    status.phase.is_some_and(RunPhase::is_finished)
+        && with_conditions(run, status, status.clone(), finished_at(status)) == *status
 }
 
 #[cfg(test)]

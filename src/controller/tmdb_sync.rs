@@ -237,34 +237,16 @@ async fn observe_health(
 async fn list_runs(ctx: &Context, sync: &TmdbSync) -> Result<Vec<RunView>, Error> {
     let (ns, name) = (sync.namespace().unwrap_or_default(), sync.name_any());
     if let Some(cache) = ctx.run_cache()
-        && let Some(runs) = super::runs::cached(cache, &ns, &name).await
+        && let Some(runs) = cache.of_sync(&ns, &name).await
     {
-        return Ok(runs.iter().map(|r| run_view(r)).collect());
+        return Ok(runs);
     }
     let api: Api<SyncRun> = Api::namespaced(ctx.client.clone(), &ns);
     Ok(super::runs::of_sync(&api, &name)
         .await?
         .iter()
-        .map(run_view)
+        .map(super::runs::view)
         .collect())
-}
-
-fn run_view(r: &SyncRun) -> RunView {
-    let status = r.status.clone().unwrap_or_default();
-    RunView {
-        name: r.name_any(),
-        run_type: Some(RunType::from(r.spec.run_type)),
-        phase: status.phase,
-        scheduled_at: r
-            .annotations()
-            .get(SCHEDULED_AT)
-            .and_then(|s| plan::parse_time(s)),
-        completed_at: status.completed_at,
-        reason: status.reason,
-        imported: status.movies_imported,
-        updated: status.movies_updated,
-        errors: status.errors,
-    }
 }
 
 /// Creates the scheduled run (AlreadyExists is success: a restart never doubles a run).
@@ -286,7 +268,7 @@ async fn create_run(
     {
         Ok(r) => {
             tracing::info!(sync = %sync.name_any(), run = %r.name_any(), "scheduled run created");
-            Ok(Some(run_view(&r)))
+            Ok(Some(super::runs::view(&r)))
         }
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
         Err(e) => Err(e.into()),
