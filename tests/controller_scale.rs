@@ -424,7 +424,9 @@ impl Samples {
     }
 
     fn sum(&self, name: &str, want: &[(&str, &str)]) -> f64 {
-        self.matching(name, want).map(|(_, v)| v).sum()
+        // Folded from +0.0: `Sum` of no floats is -0.0, printed "-0".
+        self.matching(name, want)
+            .fold(0.0, |total, (_, v)| total + v)
     }
 
     fn get(&self, name: &str, want: &[(&str, &str)]) -> f64 {
